@@ -1,0 +1,389 @@
+//! ResNet (He et al. 2015) and ResNeXt (Xie et al. 2016) in torchvision's layout
+//! ("ResNet v1.5": the stride of a bottleneck sits on its 3x3 convolution).
+
+use super::Stem;
+use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
+use crate::summary::{Describe, SummaryError, Tracer};
+use crate::{Activation, InitScheme};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// conv (no bias) + BN, with or without ReLU; padding keeps the size at stride 1.
+fn conv_bn(channels: [usize; 2], k: usize, stride: usize, relu: bool) -> ConvBnActConfig {
+    ConvBnActConfig::new(channels, k)
+        .with_stride(stride)
+        .with_padding(k / 2)
+        .with_bias(false)
+        .with_batch_norm(true)
+        .with_activation(relu.then_some(Activation::Relu))
+}
+
+/// The 1x1 projection shortcut, needed when a block changes the shape; identity otherwise.
+fn shortcut(
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    init: InitScheme,
+    device: &Device,
+) -> Option<ConvBnAct> {
+    (stride != 1 || cin != cout).then(|| {
+        conv_bn([cin, cout], 1, stride, false)
+            .with_init(init)
+            .init(device)
+    })
+}
+
+/// Two 3x3 convolutions plus the shortcut: `relu(F(x) + x)`. Expansion 1.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    /// 3x3, carries the stride.
+    pub conv1: ConvBnAct,
+    /// 3x3, no ReLU before the addition.
+    pub conv2: ConvBnAct,
+    /// 1x1 projection when the shape changes.
+    pub downsample: Option<ConvBnAct>,
+}
+
+impl BasicBlock {
+    /// A block from `cin` to `planes` channels with the given stride.
+    pub fn new(
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        init: InitScheme,
+        device: &Device,
+    ) -> Self {
+        Self {
+            conv1: conv_bn([cin, planes], 3, stride, true)
+                .with_init(init)
+                .init(device),
+            conv2: conv_bn([planes, planes], 3, 1, false)
+                .with_init(init)
+                .init(device),
+            downsample: shortcut(cin, planes, stride, init, device),
+        }
+    }
+
+    /// `[N, C, H, W] -> [N, planes, H/s, W/s]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = self.conv2.forward(self.conv1.forward(x));
+        Activation::Relu.forward(out + identity)
+    }
+}
+
+/// Shared by both blocks: describe the residual path, then the shortcut, then the addition.
+fn describe_residual(
+    t: &mut Tracer,
+    path: &[(&str, &ConvBnAct)],
+    downsample: &Option<ConvBnAct>,
+) -> Result<(), SummaryError> {
+    let input = t.signal();
+    for (name, conv) in path {
+        t.scoped(name, |t| conv.describe(t))?;
+    }
+    let out = t.signal();
+    let skip = match downsample {
+        Some(d) => {
+            t.set_signal(input);
+            t.scoped("downsample", |t| d.describe(t))?;
+            t.signal()
+        }
+        None => input,
+    };
+    t.set_signal(out);
+    t.add("add", skip)
+}
+
+impl Describe for BasicBlock {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        describe_residual(
+            t,
+            &[("conv1", &self.conv1), ("conv2", &self.conv2)],
+            &self.downsample,
+        )
+    }
+}
+
+/// 1x1 reduce, 3x3 (grouped in ResNeXt), 1x1 expand (x4), plus the shortcut.
+#[derive(Module, Debug)]
+pub struct Bottleneck {
+    /// 1x1 to `width`.
+    pub conv1: ConvBnAct,
+    /// 3x3, carries the stride and the groups.
+    pub conv2: ConvBnAct,
+    /// 1x1 to `planes * 4`, no ReLU before the addition.
+    pub conv3: ConvBnAct,
+    /// 1x1 projection when the shape changes.
+    pub downsample: Option<ConvBnAct>,
+}
+
+impl Bottleneck {
+    /// Output channels are `planes * EXPANSION`.
+    pub const EXPANSION: usize = 4;
+
+    /// A bottleneck from `cin` to `4 * planes` channels; the 3x3 has
+    /// `width = planes * width_per_group / 64 * groups` channels.
+    pub fn new(
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        groups: usize,
+        width_per_group: usize,
+        init: InitScheme,
+        device: &Device,
+    ) -> Self {
+        let width = planes * width_per_group / 64 * groups;
+        let out = planes * Self::EXPANSION;
+        Self {
+            conv1: conv_bn([cin, width], 1, 1, true)
+                .with_init(init)
+                .init(device),
+            conv2: conv_bn([width, width], 3, stride, true)
+                .with_groups(groups)
+                .with_init(init)
+                .init(device),
+            conv3: conv_bn([width, out], 1, 1, false)
+                .with_init(init)
+                .init(device),
+            downsample: shortcut(cin, out, stride, init, device),
+        }
+    }
+
+    /// `[N, C, H, W] -> [N, 4 planes, H/s, W/s]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = self
+            .conv3
+            .forward(self.conv2.forward(self.conv1.forward(x)));
+        Activation::Relu.forward(out + identity)
+    }
+}
+
+impl Describe for Bottleneck {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        describe_residual(
+            t,
+            &[
+                ("conv1", &self.conv1),
+                ("conv2", &self.conv2),
+                ("conv3", &self.conv3),
+            ],
+            &self.downsample,
+        )
+    }
+}
+
+/// Which residual block a ResNet stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    /// [`BasicBlock`] (ResNet-18/34).
+    Basic,
+    /// [`Bottleneck`] (ResNet-50 and deeper, ResNeXt).
+    Bottleneck,
+}
+
+/// Either block.
+#[derive(Module, Debug)]
+#[allow(missing_docs)]
+// Built once per model and moved rarely; boxing would only add indirection to every forward.
+#[allow(clippy::large_enum_variant)]
+pub enum ResidualBlock {
+    Basic(BasicBlock),
+    Bottleneck(Bottleneck),
+}
+
+impl ResidualBlock {
+    /// Applies the block.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            ResidualBlock::Basic(b) => b.forward(x),
+            ResidualBlock::Bottleneck(b) => b.forward(x),
+        }
+    }
+}
+
+impl Describe for ResidualBlock {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        match self {
+            ResidualBlock::Basic(b) => b.describe(t),
+            ResidualBlock::Bottleneck(b) => b.describe(t),
+        }
+    }
+}
+
+/// A ResNet or ResNeXt.
+#[derive(Config, Debug)]
+pub struct ResNetConfig {
+    /// Image channels.
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Block type.
+    #[config(default = "BlockKind::Basic")]
+    pub block: BlockKind,
+    /// Blocks per stage, e.g. `[2, 2, 2, 2]` for ResNet-18, `[3, 4, 6, 3]` for ResNet-50.
+    #[config(default = "[2, 2, 2, 2]")]
+    pub layers: [usize; 4],
+    /// ImageNet or CIFAR stem.
+    #[config(default = "Stem::Imagenet")]
+    pub stem: Stem,
+    /// ResNeXt cardinality (groups of the 3x3 convolution in each bottleneck).
+    #[config(default = 1)]
+    pub groups: usize,
+    /// ResNeXt width per group (64 for plain ResNet; 4 for resnext50_32x4d).
+    #[config(default = 64)]
+    pub width_per_group: usize,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Auto")]
+    pub init: InitScheme,
+}
+
+/// ResNet.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// 7x7/2 (ImageNet) or 3x3/1 (CIFAR) convolution, BN, ReLU.
+    pub stem: ConvBnAct,
+    /// 3x3/2 max pool of the ImageNet stem.
+    pub maxpool: Option<MaxPool2d>,
+    /// Stage 1 (64 planes, stride 1).
+    pub layer1: Vec<ResidualBlock>,
+    /// Stage 2 (128 planes, stride 2).
+    pub layer2: Vec<ResidualBlock>,
+    /// Stage 3 (256 planes, stride 2).
+    pub layer3: Vec<ResidualBlock>,
+    /// Stage 4 (512 planes, stride 2).
+    pub layer4: Vec<ResidualBlock>,
+    /// Global average pooling.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// `512 * expansion -> classes`.
+    pub fc: Linear,
+}
+
+impl ResNetConfig {
+    /// ResNet with basic blocks.
+    pub fn basic(layers: [usize; 4]) -> Self {
+        Self::new().with_layers(layers)
+    }
+
+    /// ResNet with bottleneck blocks.
+    pub fn bottleneck(layers: [usize; 4]) -> Self {
+        Self::new()
+            .with_layers(layers)
+            .with_block(BlockKind::Bottleneck)
+    }
+
+    /// Initialises the model on `device`.
+    pub fn init(&self, device: &Device) -> ResNet {
+        let (stem, maxpool) = match self.stem {
+            Stem::Imagenet => (
+                conv_bn([self.in_channels, 64], 7, 2, true)
+                    .with_init(self.init)
+                    .init(device),
+                Some(
+                    MaxPool2dConfig::new([3, 3])
+                        .with_strides([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .init(),
+                ),
+            ),
+            Stem::Cifar => (
+                conv_bn([self.in_channels, 64], 3, 1, true)
+                    .with_init(self.init)
+                    .init(device),
+                None,
+            ),
+        };
+        let expansion = match self.block {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => Bottleneck::EXPANSION,
+        };
+        let mut cin = 64;
+        let mut stage = |planes: usize, blocks: usize, stride: usize| {
+            (0..blocks)
+                .map(|i| {
+                    let s = if i == 0 { stride } else { 1 };
+                    let block = match self.block {
+                        BlockKind::Basic => {
+                            ResidualBlock::Basic(BasicBlock::new(cin, planes, s, self.init, device))
+                        }
+                        BlockKind::Bottleneck => ResidualBlock::Bottleneck(Bottleneck::new(
+                            cin,
+                            planes,
+                            s,
+                            self.groups,
+                            self.width_per_group,
+                            self.init,
+                            device,
+                        )),
+                    };
+                    cin = planes * expansion;
+                    block
+                })
+                .collect::<Vec<_>>()
+        };
+        let layer1 = stage(64, self.layers[0], 1);
+        let layer2 = stage(128, self.layers[1], 2);
+        let layer3 = stage(256, self.layers[2], 2);
+        let layer4 = stage(512, self.layers[3], 2);
+        ResNet {
+            stem,
+            maxpool,
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: self.init.linear(
+                Activation::Relu,
+                LinearConfig::new(512 * expansion, self.num_classes),
+                device,
+            ),
+        }
+    }
+}
+
+impl ResNet {
+    /// `[N, C, H, W]` images to `[N, classes]` logits.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = self.stem.forward(images);
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
+        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
+            x = stage.iter().fold(x, |x, b| b.forward(x));
+        }
+        self.fc.forward(self.avgpool.forward(x).flatten::<2>(1, 3))
+    }
+}
+
+impl Describe for ResNet {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        t.scoped("stem", |t| self.stem.describe(t))?;
+        if let Some(pool) = &self.maxpool {
+            t.max_pool2d("maxpool", pool)?;
+        }
+        for (name, stage) in [
+            ("layer1", &self.layer1),
+            ("layer2", &self.layer2),
+            ("layer3", &self.layer3),
+            ("layer4", &self.layer4),
+        ] {
+            t.scoped(name, |t| describe_all(stage, t))?;
+        }
+        t.adaptive_avg_pool2d("avgpool", &self.avgpool)?;
+        t.flatten("flatten");
+        t.linear("fc", &self.fc)
+    }
+}

@@ -1,0 +1,345 @@
+//! Every model of the registry: canonical parameter counts, output shapes at two input sizes,
+//! summaries that agree with the real forward pass, config round trips and clear errors.
+
+use burn::module::Module;
+use burn::prelude::*;
+use ember_models::registry::{ModelConfig, SummaryOrModelError, entries};
+use ember_models::summary::summarize;
+use ember_models::zoo::lenet::LeNetConfig;
+use ember_models::{InitScheme, ModelError, count_params};
+
+fn device() -> Device {
+    Device::flex()
+}
+
+/// torchvision's published parameter counts (1000 classes) and d2l's LeNet-5 (10 classes).
+const CANONICAL_PARAMS: &[(&str, usize)] = &[
+    ("lenet5", 61_706),
+    ("alexnet", 61_100_840),
+    ("vgg11", 132_863_336),
+    ("vgg13", 133_047_848),
+    ("vgg16", 138_357_544),
+    ("vgg19", 143_667_240),
+    ("vgg11_bn", 132_868_840),
+    ("vgg16_bn", 138_365_992),
+    ("googlenet", 6_624_904),
+    ("resnet18", 11_689_512),
+    ("resnet34", 21_797_672),
+    ("resnet50", 25_557_032),
+    ("resnet101", 44_549_160),
+    ("resnet152", 60_192_808),
+    ("resnext50_32x4d", 25_028_904),
+    ("densenet121", 7_978_856),
+    // CIFAR stem, 10 classes: 11,689,512 - 9,408 (7x7 stem) + 1,728 (3x3 stem) - 513,000 + 5,130 (fc)
+    ("resnet18_cifar", 11_173_962),
+    ("softmax_regression", 7_850),
+    ("mlp", 203_530),
+];
+
+#[test]
+fn parameter_counts_equal_the_canonical_ones() {
+    let d = device();
+    for &(name, expected) in CANONICAL_PARAMS {
+        let config = ModelConfig::from_name(name).unwrap();
+        let model = config.init(&d).unwrap();
+        assert_eq!(count_params(&model), expected, "{name}: count_params");
+        let summary = config.summary(name, config.canonical_input(), &d).unwrap();
+        assert_eq!(summary.total_params, expected, "{name}: summary total");
+    }
+}
+
+/// Published multiply-accumulates (torchvision's "GFLOPS" column counts MACs of conv and
+/// linear layers) for a 224x224 image, in GMACs rounded to two decimals.
+#[test]
+fn multiply_accumulates_match_published_figures() {
+    let d = device();
+    for (name, gmacs) in [
+        ("alexnet", 0.71),
+        ("vgg16", 15.47),
+        ("googlenet", 1.50),
+        ("resnet18", 1.81),
+        ("resnet50", 4.09),
+        ("resnext50_32x4d", 4.23),
+        ("densenet121", 2.83),
+    ] {
+        let config = ModelConfig::from_name(name).unwrap();
+        let s = config.summary(name, [3, 224, 224], &d).unwrap();
+        let ours = s.total_macs as f64 / 1e9;
+        assert!(
+            (ours - gmacs).abs() < 0.006,
+            "{name}: {ours:.3} GMACs, published {gmacs}"
+        );
+    }
+}
+
+/// A second input size each architecture accepts.
+fn other_input(canonical: [usize; 3]) -> [usize; 3] {
+    match canonical {
+        [c, 28, 28] => [c, 32, 32],
+        [c, 32, 32] => [c, 40, 40],
+        [c, _, _] => [c, 160, 128],
+    }
+}
+
+#[test]
+fn every_model_gives_logits_of_the_summarised_shape_at_two_input_sizes() {
+    let d = device();
+    for entry in entries() {
+        let canonical = entry.config.canonical_input();
+        for input in [canonical, other_input(canonical)] {
+            let config = entry.config.clone().with_input(input).with_num_classes(7);
+            let model = config.init(&d).unwrap();
+            let summary = summarize(&model, entry.name, input).unwrap();
+            assert_eq!(summary.output_shape(), &[7], "{} at {input:?}", entry.name);
+            assert_eq!(summary.total_params, count_params(&model), "{}", entry.name);
+            let [c, h, w] = input;
+            let logits = model.forward(Tensor::random(
+                [2, c, h, w],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &d,
+            ));
+            assert_eq!(logits.dims(), [2, 7], "{} at {input:?}", entry.name);
+            let values = logits.into_data().try_to_vec::<f32>().unwrap();
+            assert!(
+                values.iter().all(|v| v.is_finite()),
+                "{}: non-finite logits",
+                entry.name
+            );
+        }
+    }
+}
+
+fn row<'a>(s: &'a ember_models::Summary, name: &str) -> &'a ember_models::LayerRow {
+    s.layers.iter().find(|r| r.name == name).unwrap_or_else(|| {
+        panic!(
+            "no row {name} in {:?}",
+            s.layers.iter().map(|r| &r.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+#[test]
+fn summary_rows_follow_the_textbook_arithmetic() {
+    let d = device();
+    let lenet = ModelConfig::from_name("lenet5").unwrap();
+    let s = lenet.summary("lenet5", [1, 28, 28], &d).unwrap();
+    // conv 6@5x5 p2: 28 -> 28, params (5*5*1+1)*6, RF 5
+    let r = row(&s, "conv1.conv");
+    assert_eq!(
+        (r.output_shape.clone(), r.params, r.receptive_field, r.jump),
+        (vec![6, 28, 28], 156, 5, 1)
+    );
+    assert_eq!(r.macs, 28 * 28 * 6 * 25);
+    let r = row(&s, "pool1");
+    assert_eq!(
+        (r.output_shape.clone(), r.receptive_field, r.jump),
+        (vec![6, 14, 14], 6, 2)
+    );
+    // conv 16@5x5: 14 -> 10, params (5*5*6+1)*16, RF 6 + 4*2
+    let r = row(&s, "conv2.conv");
+    assert_eq!(
+        (r.output_shape.clone(), r.params, r.receptive_field),
+        (vec![16, 10, 10], 2416, 14)
+    );
+    let r = row(&s, "pool2");
+    assert_eq!(
+        (r.output_shape.clone(), r.receptive_field, r.jump),
+        (vec![16, 5, 5], 16, 4)
+    );
+    assert_eq!(row(&s, "fc1").params, 400 * 120 + 120);
+
+    let alexnet = ModelConfig::from_name("alexnet").unwrap();
+    let s = alexnet.summary("alexnet", [3, 224, 224], &d).unwrap();
+    assert_eq!(row(&s, "conv1").output_shape, vec![64, 55, 55]);
+    assert_eq!(row(&s, "conv1").receptive_field, 11);
+    assert_eq!(row(&s, "conv2").output_shape, vec![192, 27, 27]);
+    assert_eq!(row(&s, "avgpool").output_shape, vec![256, 6, 6]);
+
+    let g = ModelConfig::from_name("googlenet").unwrap();
+    let s = g.summary("googlenet", [3, 224, 224], &d).unwrap();
+    assert_eq!(
+        row(&s, "inception.0.concat").output_shape,
+        vec![256, 28, 28]
+    );
+    assert_eq!(row(&s, "inception.8.concat").output_shape, vec![1024, 7, 7]);
+
+    let r50 = ModelConfig::from_name("resnet50").unwrap();
+    let s = r50.summary("resnet50", [3, 224, 224], &d).unwrap();
+    assert_eq!(row(&s, "layer1.0.add").output_shape, vec![256, 56, 56]);
+    assert_eq!(row(&s, "layer4.2.add").output_shape, vec![2048, 7, 7]);
+    // A 1x1 projection shortcut with stride 2 opens each later stage.
+    assert_eq!(row(&s, "layer2.0.downsample.conv").params, 256 * 512);
+    let dense = ModelConfig::from_name("densenet121").unwrap();
+    let s = dense.summary("densenet121", [3, 224, 224], &d).unwrap();
+    assert_eq!(
+        row(&s, "blocks.0.layers.5.concat").output_shape,
+        vec![64 + 6 * 32, 56, 56]
+    );
+    assert_eq!(
+        row(&s, "transitions.0.pool").output_shape,
+        vec![128, 28, 28]
+    );
+}
+
+#[test]
+fn an_input_too_small_names_the_layer_where_the_shape_breaks() {
+    let d = device();
+    let lenet = ModelConfig::from_name("lenet5").unwrap();
+    let err = lenet.summary("lenet5", [1, 8, 8], &d).unwrap_err();
+    let SummaryOrModelError::Shape(e) = err else {
+        panic!("expected a shape error, got {err:?}")
+    };
+    assert_eq!(e.layer, "conv2.conv", "{e}");
+    assert!(e.to_string().contains("smaller than the 5x5 window"), "{e}");
+
+    let alexnet = ModelConfig::from_name("alexnet").unwrap();
+    let err = alexnet.summary("alexnet", [3, 32, 32], &d).unwrap_err();
+    assert!(err.to_string().contains("layer `pool3`"), "{err}");
+
+    // A LeNet built for 28x28 fed 32x32 images breaks at its first dense layer.
+    let model = LeNetConfig::new().init(&d);
+    let e = summarize(&model, "lenet5", [1, 32, 32]).unwrap_err();
+    assert_eq!(e.layer, "fc1");
+    assert!(
+        e.reason
+            .contains("expects 400 input features but receives 576"),
+        "{e}"
+    );
+    // ... and with three channels, at its first convolution.
+    let e = summarize(&model, "lenet5", [3, 28, 28]).unwrap_err();
+    assert_eq!(e.layer, "conv1.conv");
+    assert!(
+        e.reason.contains("expects 1 input channels but receives 3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_names_and_bad_configs_are_errors_not_panics() {
+    let err = ModelConfig::from_name("resnet-18").unwrap_err();
+    assert!(err.to_string().contains("did you mean `resnet18`"), "{err}");
+    assert!(matches!(
+        ModelConfig::from_name("transformer"),
+        Err(ModelError::UnknownModel { .. })
+    ));
+
+    let bad = ModelConfig::from_name("resnext50_32x4d").unwrap();
+    let ModelConfig::Resnet(c) = bad else {
+        unreachable!()
+    };
+    let bad = ModelConfig::Resnet(c.clone().with_width_per_group(0));
+    assert!(matches!(
+        bad.init(&device()),
+        Err(ModelError::InvalidConfig(_))
+    ));
+    // Any cardinality is fine for bottlenecks: their width is a multiple of the groups.
+    assert!(
+        ModelConfig::Resnet(c.with_groups(3))
+            .init(&device())
+            .is_ok()
+    );
+    let basic = ModelConfig::from_name("resnet18").unwrap();
+    let ModelConfig::Resnet(c) = basic else {
+        unreachable!()
+    };
+    assert!(
+        ModelConfig::Resnet(c.with_groups(2))
+            .init(&device())
+            .is_err()
+    );
+    let bad = ModelConfig::from_name("mlp").unwrap().with_num_classes(0);
+    assert!(bad.init(&device()).is_err());
+}
+
+#[test]
+fn configs_round_trip_through_json_and_toml() {
+    for entry in entries() {
+        let json = serde_json::to_string(&entry.config).unwrap();
+        let back: ModelConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            json,
+            "{}",
+            entry.name
+        );
+        let text = toml::to_string(&entry.config).unwrap();
+        let back: ModelConfig = toml::from_str(&text).unwrap();
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            json,
+            "{} via TOML",
+            entry.name
+        );
+    }
+    // A hand-written file only needs the knobs it changes.
+    let c: ModelConfig =
+        toml::from_str("arch = \"resnet\"\nstem = \"cifar\"\nnum_classes = 100\n").unwrap();
+    assert_eq!(c.canonical_input(), [3, 32, 32]);
+    assert_eq!(c.num_classes(), 100);
+    let err = toml::from_str::<ModelConfig>("arch = \"transformer\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("unknown arch `transformer`"),
+        "{err}"
+    );
+    let err = toml::from_str::<ModelConfig>("arch = \"vgg\"\nbatch_norm = 3\n").unwrap_err();
+    assert!(
+        err.to_string().contains("batch_norm") || err.to_string().contains("boolean"),
+        "{err}"
+    );
+}
+
+#[test]
+fn burn_num_params_also_counts_running_statistics() {
+    // Why count_params exists: BN-LeNet has 2 x (6 + 16 + 120 + 84) running mean/var values.
+    let model = ModelConfig::from_name("lenet5_bn")
+        .unwrap()
+        .init(&device())
+        .unwrap();
+    assert_eq!(model.num_params() - count_params(&model), 452);
+}
+
+/// Sample standard deviation of a tensor's elements.
+fn std_of(t: Tensor<4>) -> f64 {
+    let v = t.into_data().try_to_vec::<f32>().unwrap();
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+#[test]
+fn initialisation_follows_the_activation() {
+    let d = device();
+    d.seed(7);
+    // ReLU network: Kaiming, std sqrt(2 / fan_in); fan_in of conv2 = 6 * 5 * 5.
+    let modern = LeNetConfig::modern().with_in_channels(1).init(&d);
+    let std = std_of(modern.conv2.conv.weight.val());
+    let kaiming = (2.0f64 / 150.0).sqrt();
+    assert!(
+        (std / kaiming - 1.0).abs() < 0.1,
+        "kaiming std {std} vs {kaiming}"
+    );
+    let bias = modern.conv2.conv.bias.as_ref().unwrap().val();
+    assert_eq!(
+        bias.abs().sum().into_scalar::<f32>(),
+        0.0,
+        "biases start at zero"
+    );
+
+    // Sigmoid network: Xavier uniform, std = bound / sqrt(3), bound = sqrt(6 / (fan_in + fan_out)).
+    let classic = LeNetConfig::new().init(&d);
+    let std = std_of(classic.conv2.conv.weight.val());
+    let xavier = (6.0f64 / (150.0 + 16.0 * 25.0)).sqrt() / 3f64.sqrt();
+    assert!(
+        (std / xavier - 1.0).abs() < 0.1,
+        "xavier std {std} vs {xavier}"
+    );
+
+    // Explicit choice overrides the activation.
+    let torch = LeNetConfig::modern().with_init(InitScheme::Torch).init(&d);
+    let std = std_of(torch.conv2.conv.weight.val());
+    let default = 1.0 / 150f64.sqrt() / 3f64.sqrt();
+    assert!(
+        (std / default - 1.0).abs() < 0.1,
+        "torch std {std} vs {default}"
+    );
+}
