@@ -1,5 +1,46 @@
 //! # ember-data
 //!
-//! Datasets (MNIST, Fashion-MNIST, CIFAR-10/100, ImageFolder) and seeded image augmentation.
-//! Not written yet: the data issue tracks it. The crate exists so the workspace layout and the
-//! `ember::data` re-export are in place.
+//! Real datasets in their real formats, and image augmentation with torchvision's definitions.
+//!
+//! * [`mnist`]: MNIST and Fashion-MNIST from the official IDX files (gzipped or not).
+//! * [`cifar`]: CIFAR-10 and CIFAR-100 (fine or coarse labels) from the official binary format.
+//! * [`folder`]: ImageFolder (one sub-folder per class, JPEG/PNG), from a directory or a `.tar.gz`.
+//! * [`split`]: seeded, optionally stratified, train/validation splits.
+//! * [`loader`]: a parallel loader whose batches depend only on the seed.
+//! * [`transform`]: flips, crops, resizes, colour jitter, normalisation, erasing and presets,
+//!   seeded per item.
+//!
+//! Every dataset is a Burn [`Dataset`](burn::data::dataset::Dataset) of [`ImageItem`]s; every
+//! problem with the bytes on disk is a [`DataError`] naming the file (and record) and what was
+//! expected, never a panic.
+
+pub mod cifar;
+pub mod error;
+pub mod folder;
+pub mod idx;
+pub mod image;
+pub mod loader;
+pub mod mnist;
+pub mod split;
+pub mod transform;
+
+pub use error::DataError;
+pub use image::{Image, ImageItem};
+
+/// Which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// The training set.
+    Train,
+    /// The official test set.
+    Test,
+}
+
+/// What every Ember dataset tells about itself.
+pub trait ClassificationDataset: burn::data::dataset::Dataset<ImageItem> {
+    /// Class names, indexed by label.
+    fn classes(&self) -> &[String];
+    /// Label of item `index` without decoding its image (for stratified splits).
+    fn label(&self, index: usize) -> Option<usize>;
+}

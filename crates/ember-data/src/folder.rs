@@ -1,0 +1,249 @@
+//! ImageFolder: `ROOT/<class>/<image>`, class index by sorted folder name (as torchvision and
+//! Burn do), JPEG and PNG decoded on access. The root may also be a `.tar.gz` of such a tree
+//! (e.g. `cifar10-train-jpg.tar.gz`): its files are read into memory once, still compressed.
+
+use crate::{ClassificationDataset, DataError, Image, ImageItem};
+use burn::data::dataset::{Dataset, DatasetError};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Extensions read as images (case-insensitive); other files are skipped, as torchvision does.
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// Where the image bytes live.
+#[derive(Debug, Clone)]
+enum Source {
+    /// Files on disk, read on access.
+    Files,
+    /// Entries of an archive, in memory.
+    Archive(Arc<Vec<Vec<u8>>>),
+}
+
+/// An ImageFolder dataset.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    root: PathBuf,
+    /// `(path, label)`; for an archive, the path inside it.
+    items: Vec<(PathBuf, usize)>,
+    classes: Vec<String>,
+    source: Source,
+}
+
+impl ImageFolder {
+    /// Opens `root`: a directory of class folders, or a `.tar.gz` / `.tgz` of one.
+    pub fn open(root: &Path) -> Result<Self, DataError> {
+        let name = root.to_string_lossy();
+        if root.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
+            Self::from_archive(root)
+        } else if root.is_dir() {
+            Self::from_dir(root)
+        } else {
+            Err(DataError::Missing {
+                dataset: "ImageFolder".into(),
+                files: root.display().to_string(),
+                dir: root.parent().map(Path::to_path_buf).unwrap_or_default(),
+                hint:
+                    "give a folder of class folders (ROOT/<class>/<image>.jpg) or a .tar.gz of one"
+                        .into(),
+            })
+        }
+    }
+
+    fn from_dir(root: &Path) -> Result<Self, DataError> {
+        let read_dir = |p: &Path| -> Result<Vec<PathBuf>, DataError> {
+            let mut entries = std::fs::read_dir(p)
+                .map_err(|e| DataError::io(p, e))?
+                .map(|e| e.map(|e| e.path()).map_err(|err| DataError::io(p, err)))
+                .collect::<Result<Vec<_>, _>>()?;
+            entries.sort();
+            Ok(entries)
+        };
+        let class_dirs: Vec<PathBuf> = read_dir(root)?
+            .into_iter()
+            .filter(|p| p.is_dir() && !is_hidden(p))
+            .collect();
+        if class_dirs.is_empty() {
+            return Err(DataError::NoClasses {
+                path: root.to_path_buf(),
+            });
+        }
+        let mut classes = Vec::new();
+        let mut items = Vec::new();
+        for (label, dir) in class_dirs.iter().enumerate() {
+            let mut files = Vec::new();
+            collect_images(dir, &mut files)?;
+            if files.is_empty() {
+                return Err(DataError::EmptyClass { path: dir.clone() });
+            }
+            files.sort();
+            items.extend(files.into_iter().map(|f| (f, label)));
+            classes.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            items,
+            classes,
+            source: Source::Files,
+        })
+    }
+
+    fn from_archive(archive: &Path) -> Result<Self, DataError> {
+        let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let broken = |e: std::io::Error| DataError::BadFormat {
+            path: archive.to_path_buf(),
+            format: "a readable .tar.gz".into(),
+            detail: e.to_string(),
+        };
+        // class folder path inside the archive -> files (path, bytes)
+        let mut by_class: BTreeMap<PathBuf, Vec<(PathBuf, Vec<u8>)>> = BTreeMap::new();
+        for entry in tar.entries().map_err(broken)? {
+            let mut entry = entry.map_err(broken)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry.path().map_err(broken)?.into_owned();
+            if !is_image(&path)
+                || path
+                    .components()
+                    .any(|c| is_hidden(Path::new(c.as_os_str())))
+            {
+                continue;
+            }
+            let Some(class_dir) = path.parent().map(Path::to_path_buf) else {
+                continue;
+            };
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).map_err(broken)?;
+            by_class.entry(class_dir).or_default().push((path, bytes));
+        }
+        if by_class.is_empty() {
+            return Err(DataError::NoClasses {
+                path: archive.to_path_buf(),
+            });
+        }
+        let parents: Vec<_> = by_class
+            .keys()
+            .map(|k| k.parent().map(Path::to_path_buf))
+            .collect();
+        if parents.windows(2).any(|w| w[0] != w[1]) {
+            return Err(DataError::BadFormat {
+                path: archive.to_path_buf(),
+                format: "an ImageFolder archive".into(),
+                detail:
+                    "images sit at different depths; expected ROOT/<class>/<image> for every image"
+                        .into(),
+            });
+        }
+        let mut classes = Vec::new();
+        let mut items = Vec::new();
+        let mut blobs = Vec::new();
+        for (label, (dir, mut files)) in by_class.into_iter().enumerate() {
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+            classes.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            for (path, bytes) in files {
+                items.push((path, label));
+                blobs.push(bytes);
+            }
+        }
+        Ok(Self {
+            root: archive.to_path_buf(),
+            items,
+            classes,
+            source: Source::Archive(Arc::new(blobs)),
+        })
+    }
+
+    /// The folder or archive it was opened from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of item `index` (inside the archive for archives).
+    pub fn path(&self, index: usize) -> Option<&Path> {
+        self.items.get(index).map(|(p, _)| p.as_path())
+    }
+
+    /// Reads and decodes item `index`.
+    pub fn load(&self, index: usize) -> Result<ImageItem, DataError> {
+        let (path, label) = self.items.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} out of range 0..{}",
+                self.items.len()
+            ))
+        })?;
+        let image = match &self.source {
+            Source::Files => {
+                let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+                Image::decode(&bytes, path)?
+            }
+            Source::Archive(blobs) => {
+                let shown = self.root.join(path);
+                Image::decode(&blobs[index], &shown)?
+            }
+        };
+        Ok(ImageItem {
+            image,
+            label: *label,
+        })
+    }
+}
+
+fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+        if is_hidden(&path) {
+            continue;
+        }
+        if path.is_dir() {
+            collect_images(&path, out)?;
+        } else if is_image(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Dataset<ImageItem> for ImageFolder {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        Ok(self.load(index)?)
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+impl ClassificationDataset for ImageFolder {
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn label(&self, index: usize) -> Option<usize> {
+        self.items.get(index).map(|(_, l)| *l)
+    }
+}

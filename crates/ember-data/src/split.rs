@@ -1,0 +1,151 @@
+//! Seeded train/validation splits, optionally stratified by class.
+
+use crate::{ClassificationDataset, DataError, ImageItem};
+use burn::data::dataset::{Dataset, DatasetError};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+/// A view of some items of a dataset, in the given order.
+#[derive(Debug, Clone)]
+pub struct Subset<D> {
+    inner: Arc<D>,
+    indices: Vec<usize>,
+}
+
+impl<D> Subset<D> {
+    /// Items `indices` of `inner`.
+    pub fn new(inner: Arc<D>, indices: Vec<usize>) -> Self {
+        Self { inner, indices }
+    }
+
+    /// The indices into the underlying dataset.
+    pub fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+}
+
+impl<D: Dataset<ImageItem>> Dataset<ImageItem> for Subset<D> {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        let &i = self.indices.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} out of range 0..{}",
+                self.indices.len()
+            ))
+        })?;
+        self.inner.get(i)
+    }
+
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+}
+
+impl<D: ClassificationDataset> ClassificationDataset for Subset<D> {
+    fn classes(&self) -> &[String] {
+        self.inner.classes()
+    }
+
+    fn label(&self, index: usize) -> Option<usize> {
+        self.inner.label(*self.indices.get(index)?)
+    }
+}
+
+/// Splits indices `0..n` into `(train, validation)` with `round(fraction * n)` validation
+/// items, chosen by a seeded shuffle. With `labels`, each class is split on its own
+/// (stratified), so both parts keep the class proportions. Both lists come back sorted.
+pub fn split_indices(
+    n: usize,
+    fraction: f64,
+    seed: u64,
+    labels: Option<&[usize]>,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(DataError::Invalid(format!(
+            "the validation fraction must be in [0, 1), got {fraction}"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut groups: Vec<Vec<usize>> = match labels {
+        Some(labels) => {
+            if labels.len() != n {
+                return Err(DataError::Invalid(format!(
+                    "{} labels for {n} items",
+                    labels.len()
+                )));
+            }
+            let classes = labels.iter().max().map_or(0, |m| m + 1);
+            let mut g = vec![Vec::new(); classes];
+            for (i, &l) in labels.iter().enumerate() {
+                g[l].push(i);
+            }
+            g
+        }
+        None => vec![(0..n).collect()],
+    };
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for group in &mut groups {
+        group.shuffle(&mut rng);
+        let k = (fraction * group.len() as f64).round() as usize;
+        val.extend_from_slice(&group[..k]);
+        train.extend_from_slice(&group[k..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    Ok((train, val))
+}
+
+/// Splits a dataset into `(train, validation)` views; see [`split_indices`].
+pub fn train_val_split<D: ClassificationDataset>(
+    dataset: Arc<D>,
+    fraction: f64,
+    seed: u64,
+    stratified: bool,
+) -> Result<(Subset<D>, Subset<D>), DataError> {
+    let n = dataset.len();
+    let labels: Option<Vec<usize>> = if stratified {
+        Some(
+            (0..n)
+                .map(|i| {
+                    dataset
+                        .label(i)
+                        .ok_or_else(|| DataError::Invalid(format!("item {i} has no label")))
+                })
+                .collect::<Result<_, _>>()?,
+        )
+    } else {
+        None
+    };
+    let (train, val) = split_indices(n, fraction, seed, labels.as_deref())?;
+    Ok((
+        Subset::new(dataset.clone(), train),
+        Subset::new(dataset, val),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_are_seeded_disjoint_complete_and_stratified() {
+        let labels: Vec<usize> = (0..1000).map(|i| if i < 900 { 0 } else { 1 }).collect();
+        let (t1, v1) = split_indices(1000, 0.1, 7, Some(&labels)).unwrap();
+        let (t2, v2) = split_indices(1000, 0.1, 7, Some(&labels)).unwrap();
+        assert_eq!((&t1, &v1), (&t2, &v2), "same seed, same split");
+        let (_, v3) = split_indices(1000, 0.1, 8, Some(&labels)).unwrap();
+        assert_ne!(v1, v3, "another seed, another split");
+        assert_eq!(v1.len(), 100);
+        assert_eq!(
+            v1.iter().filter(|&&i| labels[i] == 1).count(),
+            10,
+            "10% of each class"
+        );
+        let mut all: Vec<usize> = t1.iter().chain(&v1).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>(), "disjoint and complete");
+        assert!(split_indices(10, 1.0, 0, None).is_err());
+        assert!(split_indices(10, -0.1, 0, None).is_err());
+    }
+}

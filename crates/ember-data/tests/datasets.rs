@@ -1,0 +1,489 @@
+//! Each parser on generated fixtures in its real format, each kind of bad input, the loader's
+//! determinism, and the real data in ../shared when it is there.
+
+use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
+use burn::prelude::*;
+use ember_data::cifar::{CifarDataset, CifarVariant};
+use ember_data::folder::ImageFolder;
+use ember_data::idx::encode_idx;
+use ember_data::loader::{ImageLoader, LoaderConfig};
+use ember_data::mnist::{MnistDataset, MnistVariant};
+use ember_data::split::train_val_split;
+use ember_data::transform::{Preset, Stats, Transform};
+use ember_data::{ClassificationDataset, DataError, ImageItem, Split};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an MNIST-format split of `n` 28x28 images whose pixels encode their index.
+fn write_mnist(dir: &Path, n: usize, gzip: bool, labels: impl Fn(usize) -> u8) {
+    let pixels: Vec<u8> = (0..n * 784)
+        .map(|i| ((i / 784) * 7 + i % 784) as u8)
+        .collect();
+    let lbl: Vec<u8> = (0..n).map(labels).collect();
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", encode_idx(&[n, 28, 28], &pixels)),
+        ("train-labels-idx1-ubyte", encode_idx(&[n], &lbl)),
+    ] {
+        if gzip {
+            std::fs::write(dir.join(format!("{name}.gz")), gz(&bytes)).unwrap();
+        } else {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
+
+#[test]
+fn mnist_reads_gzipped_and_raw_idx() {
+    for gzip in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        write_mnist(dir.path(), 5, gzip, |i| (i % 10) as u8);
+        let ds = MnistDataset::load(dir.path(), MnistVariant::Digits, Split::Train).unwrap();
+        assert_eq!(ds.len(), 5);
+        let item = ds.get(3).unwrap();
+        assert_eq!(item.label, 3);
+        assert_eq!(item.image.shape_str(), "1x28x28");
+        assert_eq!(item.image.at(0, 0, 1), (3 * 7 + 1) as f32 / 255.0);
+        assert_eq!(ds.classes().len(), 10);
+    }
+    let fashion = MnistVariant::Fashion.classes();
+    assert_eq!(fashion[9], "Ankle boot");
+}
+
+#[test]
+fn mnist_bad_inputs_are_typed_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = MnistDataset::load(dir.path(), MnistVariant::Digits, Split::Test).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Missing { .. }));
+    assert!(
+        msg.contains("t10k-images-idx3-ubyte.gz") && msg.contains("t10k-labels-idx1-ubyte.gz"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&dir.path().display().to_string()),
+        "names the folder: {msg}"
+    );
+
+    write_mnist(dir.path(), 4, false, |i| i as u8);
+    let images = dir.path().join("train-images-idx3-ubyte");
+    let labels = dir.path().join("train-labels-idx1-ubyte");
+    // truncated image file
+    let bytes = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &bytes[..bytes.len() - 100]).unwrap();
+    let e = MnistDataset::from_files(&images, &labels, MnistVariant::Digits).unwrap_err();
+    assert!(
+        matches!(e, DataError::Truncated { .. }) && e.to_string().contains("train-images"),
+        "{e}"
+    );
+    // labels and images disagree in count
+    std::fs::write(&images, encode_idx(&[3, 28, 28], &vec![0; 3 * 784])).unwrap();
+    let e = MnistDataset::from_files(&images, &labels, MnistVariant::Digits).unwrap_err();
+    assert!(e.to_string().contains("3 images but"), "{e}");
+    // label out of range, naming the record
+    std::fs::write(&images, encode_idx(&[4, 28, 28], &vec![0; 4 * 784])).unwrap();
+    std::fs::write(&labels, encode_idx(&[4], &[1, 2, 12, 3])).unwrap();
+    let e = MnistDataset::from_files(&images, &labels, MnistVariant::Digits).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::LabelOutOfRange {
+                index: 2,
+                label: 12,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // swapped files: a label file where images belong
+    let e = MnistDataset::from_files(&labels, &labels, MnistVariant::Digits).unwrap_err();
+    assert!(
+        e.to_string().contains("expected [count, rows, cols]"),
+        "{e}"
+    );
+    // a corrupt gzip
+    std::fs::write(&images, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+    let e = MnistDataset::from_files(&images, &labels, MnistVariant::Digits).unwrap_err();
+    assert!(e.to_string().contains("gzip"), "{e}");
+}
+
+/// A CIFAR record: label byte(s) then R, G, B planes.
+fn cifar_record(labels: &[u8], fill: [u8; 3]) -> Vec<u8> {
+    let mut r = labels.to_vec();
+    for v in fill {
+        r.extend(std::iter::repeat_n(v, 1024));
+    }
+    r
+}
+
+#[test]
+fn cifar_binary_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir(&bin).unwrap();
+    for b in 1..=5u8 {
+        let bytes: Vec<u8> = (0..2)
+            .flat_map(|i| cifar_record(&[b + i], [b, 10 * b, 200]))
+            .collect();
+        std::fs::write(bin.join(format!("data_batch_{b}.bin")), bytes).unwrap();
+    }
+    // the parent folder or the folder itself both work
+    for root in [dir.path(), bin.as_path()] {
+        let ds = CifarDataset::load(root, CifarVariant::Cifar10, Split::Train).unwrap();
+        assert_eq!(ds.len(), 10);
+        let item = ds.get(2).unwrap(); // batch 2, first record
+        assert_eq!(item.label, 2);
+        assert_eq!(item.image.shape_str(), "3x32x32");
+        assert_eq!(
+            [
+                item.image.at(0, 5, 5),
+                item.image.at(1, 0, 31),
+                item.image.at(2, 31, 0)
+            ],
+            [2.0 / 255.0, 20.0 / 255.0, 200.0 / 255.0]
+        );
+        assert_eq!(ds.classes()[2], "bird");
+    }
+    let e = CifarDataset::load(dir.path(), CifarVariant::Cifar10, Split::Test).unwrap_err();
+    assert!(
+        e.to_string().contains("test_batch.bin")
+            && e.to_string().contains("cifar-10-binary.tar.gz"),
+        "{e}"
+    );
+
+    // CIFAR-100: coarse then fine
+    let rec = [
+        cifar_record(&[3, 77], [1, 2, 3]),
+        cifar_record(&[19, 99], [4, 5, 6]),
+    ]
+    .concat();
+    let fine =
+        CifarDataset::parse(&rec, Path::new("train.bin"), CifarVariant::Cifar100Fine).unwrap();
+    let coarse =
+        CifarDataset::parse(&rec, Path::new("train.bin"), CifarVariant::Cifar100Coarse).unwrap();
+    assert_eq!(
+        (fine.get(0).unwrap().label, fine.get(1).unwrap().label),
+        (77, 99)
+    );
+    assert_eq!(
+        (coarse.get(0).unwrap().label, coarse.get(1).unwrap().label),
+        (3, 19)
+    );
+    assert_eq!(fine.classes()[99], "worm");
+    assert_eq!(coarse.classes().len(), 20);
+
+    // truncated and out-of-range
+    let e = CifarDataset::parse(&rec[..5000], Path::new("t.bin"), CifarVariant::Cifar100Fine)
+        .unwrap_err();
+    assert!(
+        matches!(e, DataError::Truncated { .. }) && e.to_string().contains("record 1"),
+        "{e}"
+    );
+    let bad = cifar_record(&[10], [0, 0, 0]);
+    let e = CifarDataset::parse(&bad, Path::new("b.bin"), CifarVariant::Cifar10).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::LabelOutOfRange {
+                label: 10,
+                classes: 10,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+fn write_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb(rgb));
+    img.save(path).unwrap();
+}
+
+fn folder_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, colour) in [("cat", [200, 10, 10]), ("ant", [10, 200, 10])] {
+        let d = dir.path().join(class);
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..3 {
+            write_png(&d.join(format!("{i}.png")), 8, 6, colour);
+        }
+        std::fs::write(d.join("notes.txt"), "not an image").unwrap();
+    }
+    let grey = image::GrayImage::from_pixel(8, 6, image::Luma([128]));
+    grey.save(dir.path().join("ant").join("grey.jpg")).unwrap();
+    dir
+}
+
+#[test]
+fn image_folder_from_a_directory_and_from_a_tar_gz() {
+    let dir = folder_fixture();
+    let ds = ImageFolder::open(dir.path()).unwrap();
+    assert_eq!(
+        ds.classes(),
+        &["ant".to_string(), "cat".to_string()],
+        "sorted folder names"
+    );
+    assert_eq!(ds.len(), 7, "text files are skipped");
+    let first = ds.get(0).unwrap();
+    assert_eq!(
+        (first.label, first.image.shape_str()),
+        (0, "3x6x8".to_string())
+    );
+    assert!((first.image.at(1, 0, 0) - 200.0 / 255.0).abs() < 1e-6);
+    let grey = (0..ds.len())
+        .find(|&i| ds.path(i).unwrap().ends_with("grey.jpg"))
+        .unwrap();
+    assert_eq!(
+        ds.get(grey).unwrap().image.channels,
+        1,
+        "grey JPEGs stay one channel"
+    );
+
+    // the same tree as a .tar.gz
+    let archive = dir.path().join("..").join(format!(
+        "{}.tar.gz",
+        dir.path().file_name().unwrap().to_string_lossy()
+    ));
+    let file = std::fs::File::create(&archive).unwrap();
+    let mut tar = tar::Builder::new(GzEncoder::new(file, Compression::fast()));
+    tar.append_dir_all("data/train", dir.path()).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    let packed = ImageFolder::open(&archive).unwrap();
+    assert_eq!(packed.classes(), ds.classes());
+    assert_eq!(packed.len(), 7);
+    for i in 0..7 {
+        assert_eq!(packed.get(i).unwrap(), ds.get(i).unwrap());
+    }
+    std::fs::remove_file(archive).unwrap();
+}
+
+#[test]
+fn image_folder_bad_inputs() {
+    let dir = folder_fixture();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let e = ImageFolder::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(e, DataError::EmptyClass { .. }) && e.to_string().contains("empty"),
+        "{e}"
+    );
+    std::fs::remove_dir(dir.path().join("empty")).unwrap();
+
+    std::fs::write(
+        dir.path().join("cat").join("broken.jpg"),
+        b"these are not jpeg bytes",
+    )
+    .unwrap();
+    let ds = ImageFolder::open(dir.path()).unwrap();
+    let broken = (0..ds.len())
+        .find(|&i| ds.path(i).unwrap().ends_with("broken.jpg"))
+        .unwrap();
+    let e = ds.load(broken).unwrap_err();
+    assert!(
+        matches!(e, DataError::NotAnImage { .. }) && e.to_string().contains("broken.jpg"),
+        "{e}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        ImageFolder::open(empty.path()),
+        Err(DataError::NoClasses { .. })
+    ));
+    assert!(matches!(
+        ImageFolder::open(&empty.path().join("nope")),
+        Err(DataError::Missing { .. })
+    ));
+}
+
+/// An in-memory dataset of distinguishable 3x8x8 images.
+struct Toy(Vec<ImageItem>);
+
+impl Dataset<ImageItem> for Toy {
+    fn get(&self, index: usize) -> Result<ImageItem, burn::data::dataset::DatasetError> {
+        Ok(self.0[index].clone())
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn toy(n: usize) -> Arc<Toy> {
+    Arc::new(Toy((0..n)
+        .map(|i| ImageItem {
+            image: ember_data::Image::from_vec(
+                3,
+                8,
+                8,
+                (0..192)
+                    .map(|p| ((p * 31 + i * 17) % 97) as f32 / 97.0)
+                    .collect(),
+            )
+            .unwrap(),
+            label: i % 4,
+        })
+        .collect()))
+}
+
+fn epoch_batches(loader: &ImageLoader) -> Vec<(Vec<f32>, Vec<i64>)> {
+    loader
+        .iter()
+        .map(|b| {
+            let b = b.unwrap();
+            (
+                b.images.into_data().try_to_vec::<f32>().unwrap(),
+                b.targets
+                    .into_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn loader_batches_depend_on_the_seed_not_on_the_workers() {
+    let device = Device::flex();
+    let transforms = Preset::Cifar.train([8, 8], &Stats::cifar10());
+    let make = |workers, seed| {
+        let config = LoaderConfig {
+            batch_size: 6,
+            shuffle: true,
+            seed,
+            workers,
+            drop_last: false,
+        };
+        ImageLoader::new(toy(40), transforms.clone(), config, device.clone()).unwrap()
+    };
+    let one = make(1, 9);
+    let reference: Vec<_> = (0..2).map(|_| epoch_batches(&one)).collect();
+    assert_eq!(reference[0].len(), 7, "40 items in batches of 6");
+    assert_eq!(reference[0][6].1.len(), 4, "the last batch keeps the rest");
+    assert_ne!(
+        reference[0], reference[1],
+        "each epoch reshuffles and re-augments"
+    );
+    for workers in [0, 2, 3] {
+        let loader = make(workers, 9);
+        let got: Vec<_> = (0..2).map(|_| epoch_batches(&loader)).collect();
+        assert_eq!(got, reference, "{workers} workers");
+    }
+    assert_ne!(epoch_batches(&make(1, 10)), reference[0], "another seed");
+
+    // a resumed run: setting the epoch reproduces that epoch
+    let resumed = make(2, 9);
+    resumed.set_epoch(1);
+    assert_eq!(epoch_batches(&resumed), reference[1]);
+}
+
+#[test]
+fn loader_reports_items_of_the_wrong_size() {
+    let mut items = toy(4).0.iter().cloned().collect::<Vec<_>>();
+    items[2].image = ember_data::Image::zeros(3, 9, 8);
+    let ds = Arc::new(Toy(items));
+    let config = LoaderConfig {
+        batch_size: 4,
+        shuffle: false,
+        seed: 0,
+        workers: 1,
+        drop_last: false,
+    };
+    let loader = ImageLoader::new(ds.clone(), vec![], config.clone(), Device::flex()).unwrap();
+    let err = loader.iter().next().unwrap().unwrap_err().to_string();
+    assert!(err.contains("item 2") && err.contains("3x9x8"), "{err}");
+    // with a Resize the batch is fine
+    let loader = ImageLoader::new(
+        ds.clone(),
+        vec![Transform::Resize { size: [8, 8] }],
+        config.clone(),
+        Device::flex(),
+    )
+    .unwrap();
+    assert!(loader.iter().next().unwrap().is_ok());
+    // a crop larger than the image names the item
+    let loader = ImageLoader::new(
+        ds,
+        vec![Transform::CenterCrop { size: [10, 10] }],
+        config,
+        Device::flex(),
+    )
+    .unwrap();
+    let err = loader.iter().next().unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("item 0") && err.contains("larger than the image"),
+        "{err}"
+    );
+}
+
+fn shared() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    p.is_dir().then_some(p)
+}
+
+#[test]
+fn real_mnist_from_shared_data() {
+    let Some(data) = shared() else {
+        eprintln!("../shared/data not present: skipped");
+        return;
+    };
+    let train =
+        MnistDataset::load(&data.join("mnist"), MnistVariant::Digits, Split::Train).unwrap();
+    let test = MnistDataset::load(&data.join("mnist"), MnistVariant::Digits, Split::Test).unwrap();
+    assert_eq!((train.len(), test.len()), (60_000, 10_000));
+    let mut counts = [0usize; 10];
+    (0..train.len()).for_each(|i| counts[train.label(i).unwrap()] += 1);
+    assert_eq!(
+        counts,
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    let first = train.get(0).unwrap();
+    assert_eq!(first.label, 5, "the famous first digit is a 5");
+    let mean: f32 = (0..1000)
+        .map(|i| train.get(i).unwrap().image.data.iter().sum::<f32>() / 784.0)
+        .sum::<f32>()
+        / 1000.0;
+    assert!((mean - 0.1307).abs() < 0.01, "mean pixel {mean}");
+
+    let (tr, va) = train_val_split(Arc::new(train), 0.1, 0, true).unwrap();
+    assert_eq!((tr.len(), va.len()), (54_000, 6_000));
+    let ones = (0..va.len()).filter(|&i| va.label(i) == Some(1)).count();
+    assert_eq!(ones, 674, "stratified: round(6742 / 10)");
+}
+
+#[test]
+fn real_cifar10_jpeg_archive_from_shared_data() {
+    let Some(data) = shared() else {
+        eprintln!("../shared/data not present: skipped");
+        return;
+    };
+    let ds = ImageFolder::open(&data.join("cifar10/cifar10-train-jpg.tar.gz")).unwrap();
+    assert_eq!(ds.len(), 50_000);
+    assert_eq!(
+        ds.classes(),
+        &[
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck"
+        ]
+    );
+    for i in [0, 12_345, 49_999] {
+        let item = ds.get(i).unwrap();
+        assert_eq!(item.image.shape_str(), "3x32x32");
+        assert_eq!(item.label, i / 5000);
+    }
+}
