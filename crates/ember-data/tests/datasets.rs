@@ -386,7 +386,7 @@ fn loader_batches_depend_on_the_seed_not_on_the_workers() {
 
 #[test]
 fn loader_reports_items_of_the_wrong_size() {
-    let mut items = toy(4).0.iter().cloned().collect::<Vec<_>>();
+    let mut items = toy(4).0.to_vec();
     items[2].image = ember_data::Image::zeros(3, 9, 8);
     let ds = Arc::new(Toy(items));
     let config = LoaderConfig {
