@@ -1,5 +1,6 @@
 //! `ember`: the command-line face of Ember.
 
+mod augment;
 mod summary;
 
 use clap::{Parser, Subcommand};
@@ -20,12 +21,15 @@ struct Cli {
 enum Command {
     /// Per-layer output shapes, parameters, MACs and receptive fields of a zoo model.
     Summary(summary::SummaryArgs),
+    /// A PNG grid: originals in the first column, augmented versions beside them.
+    Augment(augment::AugmentArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Summary(args) => summary::run(args),
+        Command::Augment(args) => augment::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

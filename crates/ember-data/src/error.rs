@@ -93,6 +93,20 @@ pub enum DataError {
         /// The root.
         path: PathBuf,
     },
+    /// A download that failed (offline, refused, or a checksum mismatch).
+    #[error(
+        "could not download {url}: {reason}. Offline? Fetch it by hand and put {file} in {dir}"
+    )]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+        /// The file name to save it as.
+        file: String,
+        /// Where it belongs.
+        dir: PathBuf,
+    },
     /// A bad argument (split fraction, index...).
     #[error("{0}")]
     Invalid(String),

@@ -5,6 +5,9 @@
 //! * [`mnist`]: MNIST and Fashion-MNIST from the official IDX files (gzipped or not).
 //! * [`cifar`]: CIFAR-10 and CIFAR-100 (fine or coarse labels) from the official binary format.
 //! * [`folder`]: ImageFolder (one sub-folder per class, JPEG/PNG), from a directory or a `.tar.gz`.
+//! * [`source`]: datasets by name (`mnist`, `cifar10`, `folder:PATH`...), downloaded with a
+//!   progress bar and a checksum when missing ([`download`]).
+//! * [`grid`]: a PNG of originals beside their augmented versions.
 //! * [`split`]: seeded, optionally stratified, train/validation splits.
 //! * [`loader`]: a parallel loader whose batches depend only on the seed.
 //! * [`transform`]: flips, crops, resizes, colour jitter, normalisation, erasing and presets,
@@ -15,17 +18,21 @@
 //! expected, never a panic.
 
 pub mod cifar;
+pub mod download;
 pub mod error;
 pub mod folder;
+pub mod grid;
 pub mod idx;
 pub mod image;
 pub mod loader;
 pub mod mnist;
+pub mod source;
 pub mod split;
 pub mod transform;
 
 pub use error::DataError;
 pub use image::{Image, ImageItem};
+pub use source::DatasetSpec;
 
 /// Which part of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 /// A view of some items of a dataset, in the given order.
 #[derive(Debug, Clone)]
-pub struct Subset<D> {
+pub struct Subset<D: ?Sized> {
     inner: Arc<D>,
     indices: Vec<usize>,
 }
 
-impl<D> Subset<D> {
+impl<D: ?Sized> Subset<D> {
     /// Items `indices` of `inner`.
     pub fn new(inner: Arc<D>, indices: Vec<usize>) -> Self {
         Self { inner, indices }
@@ -26,7 +26,7 @@ impl<D> Subset<D> {
     }
 }
 
-impl<D: Dataset<ImageItem>> Dataset<ImageItem> for Subset<D> {
+impl<D: Dataset<ImageItem> + ?Sized> Dataset<ImageItem> for Subset<D> {
     fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
         let &i = self.indices.get(index).ok_or_else(|| {
             DataError::Invalid(format!(
@@ -42,7 +42,7 @@ impl<D: Dataset<ImageItem>> Dataset<ImageItem> for Subset<D> {
     }
 }
 
-impl<D: ClassificationDataset> ClassificationDataset for Subset<D> {
+impl<D: ClassificationDataset + ?Sized> ClassificationDataset for Subset<D> {
     fn classes(&self) -> &[String] {
         self.inner.classes()
     }
@@ -97,7 +97,7 @@ pub fn split_indices(
 }
 
 /// Splits a dataset into `(train, validation)` views; see [`split_indices`].
-pub fn train_val_split<D: ClassificationDataset>(
+pub fn train_val_split<D: ClassificationDataset + ?Sized>(
     dataset: Arc<D>,
     fraction: f64,
     seed: u64,
