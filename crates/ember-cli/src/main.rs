@@ -2,6 +2,7 @@
 
 mod augment;
 mod summary;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,12 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// A PNG grid: originals in the first column, augmented versions beside them.
     Augment(augment::AugmentArgs),
+    /// Train a zoo model on a dataset with Burn's Learner; writes a run directory.
+    Train(Box<train::TrainArgs>),
+    /// Accuracy, per-class accuracy and confusion matrix of a run on a dataset split.
+    Eval(train::EvalArgs),
+    /// Top classes of image files, by a trained run.
+    Predict(train::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +37,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Summary(args) => summary::run(args),
         Command::Augment(args) => augment::run(args),
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => train::eval(args),
+        Command::Predict(args) => train::predict(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

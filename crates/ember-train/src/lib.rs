@@ -1,9 +1,38 @@
 //! # ember-train
 //!
-//! Training support for Ember. So far: choosing the compute backend at run time
-//! ([`backend`]); the Learner wiring, optimisers and schedules are tracked in the
-//! training issue.
+//! Burn's Learner wired for image classification: any [`Network`](classifier::Network) (every
+//! zoo model, or one you compose) trained on any Ember dataset, on whichever backend is
+//! compiled in, with the optimizers and schedules of the d2l book, early stopping, atomic
+//! checkpoints and resume, a NaN guard, and a run directory with metrics, plots and an
+//! evaluation report.
+//!
+//! ```no_run
+//! use ember_train::config::TrainConfig;
+//! let config = TrainConfig { model: "lenet5_modern".into(), dataset: "mnist".into(),
+//!     data_dir: Some("data/mnist-subset".into()), epochs: 2, ..TrainConfig::default() };
+//! let outcome = ember_train::trainer::train(&config, false)?;
+//! println!("{:?}", outcome.report.map(|r| r.accuracy));
+//! # Ok::<(), ember_train::error::TrainError>(())
+//! ```
 
+pub mod adadelta;
 pub mod backend;
+pub mod classifier;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod guard;
+pub mod logger;
+pub mod optim;
+pub mod plot;
+pub mod predict;
+pub mod renderer;
+pub mod run;
+pub mod schedule;
+pub mod trainer;
 
 pub use backend::{Backend, BackendError};
+pub use classifier::{Classifier, Network};
+pub use config::TrainConfig;
+pub use error::TrainError;
+pub use trainer::{TrainOutcome, train, train_network};

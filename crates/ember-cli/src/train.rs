@@ -1,0 +1,361 @@
+//! `ember train`, `ember eval` and `ember predict`.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ember_data::loader::{ImageLoader, LoaderConfig};
+use ember_data::transform::Preset;
+use ember_data::{DatasetSpec, Split};
+use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
+use ember_train::eval::evaluate;
+use ember_train::predict::{TrainedModel, top_k};
+use ember_train::{Backend, trainer};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::summary::parse_size;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A TOML config (e.g. a run's config.toml); flags given beside it override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its last complete checkpoint (its config.toml is used;
+    /// --epochs may extend it).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    resume: Option<PathBuf>,
+    /// Zoo model name (`ember summary --list`).
+    #[arg(long)]
+    model: Option<String>,
+    /// mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Folder holding the dataset (default: $EMBER_DATA_DIR/<name> or ~/.cache/ember/<name>).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Fraction of the training set held out for validation (0 for none).
+    #[arg(long)]
+    val_split: Option<f64>,
+    /// Train on only N images of the training split (quick experiments).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Resize images to H,W (e.g. 224 for AlexNet on Fashion-MNIST).
+    #[arg(long, value_parser = parse_resize)]
+    resize: Option<[usize; 2]>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw.
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate (the peak for one-cycle and warm-up schedules).
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Nesterov momentum (with --optimizer sgd).
+    #[arg(long)]
+    nesterov: bool,
+    /// L2 penalty (decoupled for AdamW).
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Clip each parameter's gradient to this L2 norm.
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    /// constant, step, exponential, cosine, warmup-cosine, one-cycle.
+    #[arg(long)]
+    schedule: Option<ScheduleKind>,
+    /// Step decay: epochs between decays.
+    #[arg(long)]
+    step_size: Option<usize>,
+    /// Step/exponential decay factor.
+    #[arg(long)]
+    gamma: Option<f64>,
+    #[arg(long)]
+    warmup_epochs: Option<f64>,
+    /// Training augmentation: none, cifar or imagenet.
+    #[arg(long)]
+    augment: Option<Preset>,
+    /// Stop when the monitored validation metric has not improved for N epochs.
+    #[arg(long)]
+    early_stop_patience: Option<usize>,
+    /// val_accuracy or val_loss.
+    #[arg(long)]
+    monitor: Option<Monitor>,
+    /// flex, ndarray, wgpu or cuda (those compiled in).
+    #[arg(long)]
+    backend: Option<Backend>,
+    /// Devices for Burn's data-parallel training.
+    #[arg(long)]
+    devices: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Loader worker threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Run directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seconds between progress lines (without the dashboard).
+    #[arg(long)]
+    log_every: Option<f64>,
+}
+
+fn parse_resize(s: &str) -> Result<[usize; 2], String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok([n, n]),
+        _ => parse_size(s),
+    }
+}
+
+impl TrainArgs {
+    /// The config: file (or the resumed run's), then flags.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let mut c = match (&self.resume, &self.config) {
+            (Some(dir), _) => {
+                let mut c = TrainConfig::load(&dir.join("config.toml"))?;
+                c.out = dir.clone();
+                c
+            }
+            (None, Some(file)) => TrainConfig::load(file)?,
+            (None, None) => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(
+            model,
+            dataset,
+            val_split,
+            epochs,
+            batch_size,
+            optimizer,
+            lr,
+            weight_decay,
+            schedule,
+            step_size,
+            gamma,
+            warmup_epochs,
+            augment,
+            backend,
+            devices,
+            seed,
+            workers,
+            out,
+            monitor
+        );
+        if let Some(v) = &self.data_dir {
+            c.data_dir = Some(v.clone());
+        }
+        if self.train_limit.is_some() {
+            c.train_limit = self.train_limit;
+        }
+        if self.resize.is_some() {
+            c.resize = self.resize;
+        }
+        if self.momentum.is_some() {
+            c.momentum = self.momentum;
+        }
+        if self.nesterov {
+            c.nesterov = true;
+        }
+        if self.grad_clip.is_some() {
+            c.grad_clip = self.grad_clip;
+        }
+        if self.early_stop_patience.is_some() {
+            c.early_stop_patience = self.early_stop_patience;
+        }
+        if let Some(v) = self.log_every {
+            c.log_every_secs = v;
+        }
+        if self.config.is_none() && self.resume.is_none() && self.model.is_none() {
+            bail!("give --model NAME (`ember summary --list` lists them) or --config FILE");
+        }
+        if self.config.is_none() && self.resume.is_none() && self.dataset.is_none() {
+            bail!(
+                "give --dataset (mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH) or --config FILE"
+            );
+        }
+        if self.out.is_none() && self.resume.is_none() && self.config.is_none() {
+            let ds = c.dataset.replace(['/', ':'], "_");
+            c.out = PathBuf::from(format!("runs/{}-{}", c.model, ds));
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let config = args.config()?;
+    let resume = args.resume.is_some();
+    println!(
+        "training {} on {} for {} epochs ({}, lr {}, batch {}) on {} -> {}",
+        config.model,
+        config.dataset,
+        config.epochs,
+        config.optimizer.name(),
+        config.lr,
+        config.batch_size,
+        config.backend,
+        config.out.display()
+    );
+    let outcome = trainer::train(&config, resume)?;
+    println!(
+        "done in {:.1} s{}",
+        outcome.seconds,
+        if outcome.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
+    );
+    if let Some(best) = outcome.best_epoch {
+        println!(
+            "best epoch {best} (by {:?}); weights in {}",
+            config.monitor,
+            outcome.run.best().display()
+        );
+    }
+    if let Some(r) = &outcome.report {
+        println!(
+            "{} accuracy {:.2}% (top-5 {:.2}%) on {} images; report in {}",
+            outcome.report_split,
+            100.0 * r.accuracy,
+            100.0 * r.top5,
+            r.n,
+            outcome.run.root.join("report.txt").display()
+        );
+    }
+    println!(
+        "metrics: {}  curves: {}",
+        outcome.run.metrics().display(),
+        outcome.run.curves().display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The run directory made by `ember train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Dataset to evaluate on (default: the run's).
+    #[arg(long)]
+    dataset: Option<DatasetSpec>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// test or train (a folder dataset is always whole).
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    #[arg(long, default_value = "flex")]
+    backend: Backend,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Print {"accuracy":..., "top5":..., "n":...} only.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let device = args.backend.device()?;
+    let trained = TrainedModel::load(&args.run, &device)?;
+    let spec = match &args.dataset {
+        Some(s) => s.clone(),
+        None => trained.info.dataset.parse().map_err(anyhow::Error::msg)?,
+    };
+    let split = match args.split.as_str() {
+        "test" => Split::Test,
+        "train" => Split::Train,
+        other => bail!("unknown split `{other}`; expected test or train"),
+    };
+    let ds = spec.open(args.data_dir.as_deref(), split)?;
+    if ds.classes().len() != trained.info.classes.len() {
+        bail!(
+            "{} has {} classes but the run's model predicts {}",
+            spec,
+            ds.classes().len(),
+            trained.info.classes.len()
+        );
+    }
+    let ds: Arc<dyn burn::data::dataset::Dataset<ember_data::ImageItem>> =
+        Arc::new(trainer::AsItems(ds));
+    let loader = ImageLoader::new(
+        ds,
+        trained.info.eval_transforms.clone(),
+        LoaderConfig {
+            batch_size: args.batch_size,
+            shuffle: false,
+            seed: 0,
+            workers: args.workers,
+            drop_last: false,
+        },
+        device.clone(),
+    )?;
+    let report = evaluate(&trained.model, &loader, &trained.info.classes)
+        .with_context(|| format!("evaluating {}", args.run.display()))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"accuracy": report.accuracy, "top5": report.top5, "n": report.n, "loss": report.loss})
+        );
+    } else {
+        print!(
+            "{}",
+            report.to_text(&format!(
+                "{} on {spec} ({})",
+                trained.info.model, args.split
+            ))
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// The run directory made by `ember train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Image files (PNG or JPEG).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    #[arg(long, default_value = "flex")]
+    backend: Backend,
+    /// One JSON document per image.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn predict(args: PredictArgs) -> Result<()> {
+    let device = args.backend.device()?;
+    let trained = TrainedModel::load(&args.run, &device)?;
+    let images = args
+        .images
+        .iter()
+        .map(|p| trained.prepare(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let probs = trained.probabilities(&images)?;
+    for (path, p) in args.images.iter().zip(&probs) {
+        let best = top_k(p, args.top.max(1));
+        if args.json {
+            let top: Vec<_> = best
+                .iter()
+                .map(|&(c, p)| serde_json::json!({"class": trained.info.classes[c], "index": c, "probability": p}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"image": path.display().to_string(), "top": top})
+            );
+        } else {
+            println!("{}", path.display());
+            for (c, p) in best {
+                println!("  {:>6.2}%  {}", 100.0 * p, trained.info.classes[c]);
+            }
+        }
+    }
+    Ok(())
+}

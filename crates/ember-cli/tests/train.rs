@@ -1,0 +1,273 @@
+//! `ember train`, `ember eval` and `ember predict` as a user runs them.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn mnist() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")
+}
+
+fn ember() -> Command {
+    let mut c = Command::cargo_bin("ember").unwrap();
+    c.env("EMBER_OFFLINE", "1");
+    c
+}
+
+fn train_args(out: &Path, epochs: usize) -> Vec<String> {
+    [
+        "train",
+        "--model",
+        "lenet5_modern",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        mnist().to_str().unwrap(),
+        "--train-limit",
+        "1536",
+        "--epochs",
+        &epochs.to_string(),
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--schedule",
+        "cosine",
+        "--workers",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn train_then_eval_then_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let assert = ember().args(train_args(&out, 2)).assert().success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(
+        stdout.contains("epoch 2/2 done"),
+        "one summary line per epoch:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("ProgressSnapshot"),
+        "no debug structs:\n{stdout}"
+    );
+    assert!(stdout.contains("test accuracy"), "{stdout}");
+
+    // eval --json agrees with the report written at the end of training.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let assert = ember()
+        .args([
+            "eval",
+            "--run",
+            out.to_str().unwrap(),
+            "--data-dir",
+            mnist().to_str().unwrap(),
+            "--json",
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(json["n"], 1000);
+    let acc = json["accuracy"].as_f64().unwrap();
+    assert!(
+        (acc - report["accuracy"].as_f64().unwrap()).abs() < 1e-9,
+        "{json} vs report"
+    );
+    assert!(acc > 0.6, "{acc}");
+    assert!(json["top5"].as_f64().unwrap() >= acc);
+
+    // predict: a digit the model gets right comes out on top.
+    let png = dir.path().join("digit.png");
+    let ds = ember_data::mnist::MnistDataset::load(
+        &mnist(),
+        ember_data::mnist::MnistVariant::Digits,
+        ember_data::Split::Test,
+    )
+    .unwrap();
+    use burn::data::dataset::Dataset;
+    let item = ds.get(0).unwrap();
+    let bytes: Vec<u8> = item
+        .image
+        .data
+        .iter()
+        .map(|v| (v * 255.0).round() as u8)
+        .collect();
+    image::save_buffer(&png, &bytes, 28, 28, image::ColorType::L8).unwrap();
+    let assert = ember()
+        .args([
+            "predict",
+            "--run",
+            out.to_str().unwrap(),
+            "--json",
+            png.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let line: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let top = line["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    let p: Vec<f64> = top
+        .iter()
+        .map(|t| t["probability"].as_f64().unwrap())
+        .collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]), "sorted: {p:?}");
+    assert!(p.iter().sum::<f64>() <= 1.0 + 1e-5);
+    assert_eq!(
+        top[0]["class"].as_str().unwrap(),
+        format!("{}", item.label),
+        "digit 7 is the first test image"
+    );
+
+    // The saved config repeats the run elsewhere.
+    let again = dir.path().join("again");
+    ember()
+        .args([
+            "train",
+            "--config",
+            out.join("config.toml").to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    assert!(again.join("metrics.csv").is_file());
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed");
+    let bin = assert_cmd::cargo::cargo_bin("ember");
+    let mut child = std::process::Command::new(bin)
+        .args(train_args(&out, 6))
+        .env("EMBER_OFFLINE", "1")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !out.join("checkpoint/scheduler-1.bpk").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 5 minutes"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("training ended before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.join("final.bpk").exists(), "killed before the end");
+
+    let assert = ember()
+        .args(["train", "--resume", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(stdout.contains("resuming"), "{stdout}");
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let epochs: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(epochs, ["1", "2", "3", "4", "5", "6"], "{metrics}");
+    assert!(out.join("final.bpk").is_file());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bad");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--model", "resnet19"], "unknown model `resnet19`"),
+        (
+            vec!["--model", "lenet5_modern", "--dataset", "svhn"],
+            "unknown dataset",
+        ),
+        (vec!["--model", "lenet5_modern", "--lr", "0"], "--lr"),
+        (
+            vec!["--model", "lenet5_modern", "--batch-size", "0"],
+            "--batch-size",
+        ),
+        (
+            vec![
+                "--model",
+                "lenet5_modern",
+                "--val-split",
+                "0",
+                "--early-stop-patience",
+                "3",
+            ],
+            "validation split",
+        ),
+        (vec!["--model", "vgg11"], "--resize"),
+        (
+            vec!["--model", "lenet5_modern", "--optimizer", "adamax"],
+            "unknown optimizer",
+        ),
+        (
+            vec!["--model", "lenet5_modern", "--backend", "cuda"],
+            "not compiled",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec![
+            "train",
+            "--data-dir",
+            mnist().to_str().unwrap().to_owned().leak(),
+            "--out",
+            out.to_str().unwrap().to_owned().leak(),
+        ];
+        args.extend(extra.iter().copied());
+        if !extra.contains(&"--dataset") {
+            args.extend(["--dataset", "mnist"]);
+        }
+        let assert = ember().args(&args).assert().failure();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out.join("checkpoint").exists());
+    }
+    // A foreign checkpoint.
+    let fake = dir.path().join("fake");
+    std::fs::create_dir_all(&fake).unwrap();
+    let info = r#"{"model":"lenet5_modern","model_config":{"arch":"lenet"},"input":[1,28,28],"classes":["0","1","2","3","4","5","6","7","8","9"],"eval_transforms":[],"dataset":"mnist"}"#;
+    std::fs::write(fake.join("run.json"), info).unwrap();
+    std::fs::write(fake.join("best.bpk"), b"not a burnpack file").unwrap();
+    let assert = ember()
+        .args([
+            "eval",
+            "--run",
+            fake.to_str().unwrap(),
+            "--data-dir",
+            mnist().to_str().unwrap(),
+        ])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("best.bpk") && stderr.contains("weights"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let assert = ember()
+        .args([
+            "eval",
+            "--run",
+            dir.path().join("nothing").to_str().unwrap(),
+        ])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("run directory"), "{stderr}");
+}

@@ -1,0 +1,364 @@
+//! Everything a training run is made of, as one serde struct: `ember train --config FILE`
+//! reads it, and every run writes the full, resolved config to `RUN_DIR/config.toml`.
+
+use crate::backend::Backend;
+use crate::error::{Result, TrainError};
+use ember_data::transform::Preset;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The optimizers of d2l's optimisation chapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Minibatch SGD; with `momentum > 0`, heavy-ball momentum; with `nesterov`, Nesterov's.
+    Sgd,
+    /// SGD with momentum (0.9 unless `momentum` says otherwise).
+    Momentum,
+    /// SGD with Nesterov momentum (0.9 unless `momentum` says otherwise).
+    Nesterov,
+    /// AdaGrad (Duchi et al. 2011).
+    Adagrad,
+    /// RMSProp (Tieleman & Hinton 2012), smoothing 0.99.
+    Rmsprop,
+    /// AdaDelta (Zeiler 2012), rho 0.9; `lr` scales the step (1.0 is the paper's).
+    Adadelta,
+    /// Adam (Kingma & Ba 2015).
+    Adam,
+    /// AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019).
+    Adamw,
+}
+
+impl OptimizerKind {
+    /// All, in the book's order.
+    pub const ALL: [OptimizerKind; 8] = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Momentum,
+        OptimizerKind::Nesterov,
+        OptimizerKind::Adagrad,
+        OptimizerKind::Rmsprop,
+        OptimizerKind::Adadelta,
+        OptimizerKind::Adam,
+        OptimizerKind::Adamw,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Momentum => "momentum",
+            OptimizerKind::Nesterov => "nesterov",
+            OptimizerKind::Adagrad => "adagrad",
+            OptimizerKind::Rmsprop => "rmsprop",
+            OptimizerKind::Adadelta => "adadelta",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+        }
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|o| o.name()).collect();
+                format!(
+                    "unknown optimizer `{s}`; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Learning-rate schedules; every one is a function of the optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// `lr` throughout.
+    Constant,
+    /// `lr * gamma^floor(epoch / step_size)`.
+    Step,
+    /// `lr * gamma^epoch`.
+    Exponential,
+    /// Cosine annealing from `lr` to `min_lr` over the run.
+    Cosine,
+    /// Linear warm-up over `warmup_epochs`, then cosine annealing.
+    WarmupCosine,
+    /// Smith's one-cycle: cosine up from `lr / 25` to `lr` over 30% of the run, then down to
+    /// `lr / 25e4` (PyTorch's `OneCycleLR` defaults).
+    OneCycle,
+}
+
+impl ScheduleKind {
+    /// All of them.
+    pub const ALL: [ScheduleKind; 6] = [
+        ScheduleKind::Constant,
+        ScheduleKind::Step,
+        ScheduleKind::Exponential,
+        ScheduleKind::Cosine,
+        ScheduleKind::WarmupCosine,
+        ScheduleKind::OneCycle,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleKind::Constant => "constant",
+            ScheduleKind::Step => "step",
+            ScheduleKind::Exponential => "exponential",
+            ScheduleKind::Cosine => "cosine",
+            ScheduleKind::WarmupCosine => "warmup-cosine",
+            ScheduleKind::OneCycle => "one-cycle",
+        }
+    }
+}
+
+impl std::str::FromStr for ScheduleKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.to_ascii_lowercase().replace('_', "-");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown schedule `{s}`; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// The validation metric early stopping and "best" checkpoints watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    /// Validation accuracy, higher is better.
+    ValAccuracy,
+    /// Validation loss, lower is better.
+    ValLoss,
+}
+
+impl std::str::FromStr for Monitor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "val_accuracy" | "accuracy" => Ok(Monitor::ValAccuracy),
+            "val_loss" | "loss" => Ok(Monitor::ValLoss),
+            other => Err(format!(
+                "unknown metric `{other}` to monitor; expected val_accuracy or val_loss"
+            )),
+        }
+    }
+}
+
+/// One training run, fully described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// A zoo model name (`ember summary --list`).
+    pub model: String,
+    /// Overrides of the model's own configuration knobs, e.g. `{ width_divisor = 4 }`.
+    pub model_options: toml::Table,
+    /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `cifar100-coarse` or `folder:PATH`.
+    pub dataset: String,
+    /// Where the dataset is (or is downloaded to); default `~/.cache/ember/<dataset>`.
+    pub data_dir: Option<PathBuf>,
+    /// Fraction of the training set held out for validation (seeded, stratified).
+    pub val_split: f64,
+    /// Use only the first N training images (after the split): quick experiments.
+    pub train_limit: Option<usize>,
+    /// Resize images to `[H, W]` (e.g. 224 for AlexNet on Fashion-MNIST, as d2l does).
+    pub resize: Option<[usize; 2]>,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// The (peak) learning rate.
+    pub lr: f64,
+    /// Momentum (SGD, RMSProp); `None`: 0.9 for `momentum`/`nesterov`, else 0.
+    pub momentum: Option<f64>,
+    /// Nesterov momentum for `sgd`.
+    pub nesterov: bool,
+    /// L2 penalty (decoupled for AdamW).
+    pub weight_decay: f64,
+    /// Clip each parameter's gradient to this L2 norm.
+    pub grad_clip: Option<f64>,
+    /// The learning-rate schedule.
+    pub schedule: ScheduleKind,
+    /// Step decay: epochs between decays.
+    pub step_size: usize,
+    /// Step and exponential decay factor.
+    pub gamma: f64,
+    /// Warm-up length in epochs (`warmup-cosine`).
+    pub warmup_epochs: f64,
+    /// Floor of the cosine schedules.
+    pub min_lr: f64,
+    /// Training augmentation preset: `none`, `cifar` or `imagenet`.
+    pub augment: Preset,
+    /// Stop when the monitored metric has not improved for this many epochs.
+    pub early_stop_patience: Option<usize>,
+    /// What early stopping and the best checkpoint watch.
+    pub monitor: Monitor,
+    /// Which compiled backend runs the model.
+    pub backend: Backend,
+    /// Number of devices for Burn's data-parallel strategy (1 = single device).
+    pub devices: usize,
+    /// Seed of initialisation, split, shuffles, augmentation and dropout.
+    pub seed: u64,
+    /// Loader worker threads.
+    pub workers: usize,
+    /// The run directory.
+    pub out: PathBuf,
+    /// Print a progress line every this many seconds (when no terminal shows the dashboard).
+    pub log_every_secs: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: "lenet5_modern".into(),
+            model_options: toml::Table::new(),
+            dataset: "mnist".into(),
+            data_dir: None,
+            val_split: 0.1,
+            train_limit: None,
+            resize: None,
+            epochs: 10,
+            batch_size: 128,
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.1,
+            momentum: None,
+            nesterov: false,
+            weight_decay: 0.0,
+            grad_clip: None,
+            schedule: ScheduleKind::Constant,
+            step_size: 30,
+            gamma: 0.1,
+            warmup_epochs: 1.0,
+            min_lr: 0.0,
+            augment: Preset::None,
+            early_stop_patience: None,
+            monitor: Monitor::ValAccuracy,
+            backend: Backend::default_compiled().unwrap_or(Backend::Flex),
+            devices: 1,
+            seed: 42,
+            workers: 2,
+            out: PathBuf::from("runs/run"),
+            log_every_secs: 10.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The effective momentum.
+    pub fn momentum(&self) -> f64 {
+        match (self.momentum, self.optimizer) {
+            (Some(m), _) => m,
+            (None, OptimizerKind::Momentum | OptimizerKind::Nesterov) => 0.9,
+            (None, _) => 0.0,
+        }
+    }
+
+    /// Checks every option, the zoo model name included.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_options()?;
+        ember_models::ModelConfig::from_name(&self.model)?;
+        Ok(())
+    }
+
+    /// Checks every option that would otherwise fail (or panic) after training started, except
+    /// the model name (a custom network is not in the zoo).
+    pub fn validate_options(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("--lr must be > 0, got {}", self.lr));
+        }
+        if self.batch_size == 0 {
+            return bad("--batch-size must be at least 1".into());
+        }
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.val_split) {
+            return bad(format!(
+                "--val-split must be in [0, 1), got {}",
+                self.val_split
+            ));
+        }
+        if self.early_stop_patience.is_some() && self.val_split == 0.0 {
+            return bad(
+                "--early-stop-patience needs a validation split; set --val-split (e.g. 0.1)".into(),
+            );
+        }
+        if self.early_stop_patience == Some(0) {
+            return bad("--early-stop-patience must be at least 1".into());
+        }
+        let m = self.momentum();
+        if !(0.0..1.0).contains(&m) {
+            return bad(format!("--momentum must be in [0, 1), got {m}"));
+        }
+        if self.nesterov && m == 0.0 {
+            return bad("--nesterov needs momentum > 0 (--momentum 0.9)".into());
+        }
+        if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
+            return bad(format!(
+                "--weight-decay must be >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if let Some(c) = self.grad_clip
+            && (c.is_nan() || c <= 0.0)
+        {
+            return bad(format!("--grad-clip must be > 0, got {c}"));
+        }
+        if self.gamma.is_nan() || self.gamma <= 0.0 {
+            return bad(format!("--gamma must be > 0, got {}", self.gamma));
+        }
+        if self.schedule == ScheduleKind::Step && self.step_size == 0 {
+            return bad("--step-size must be at least 1 epoch".into());
+        }
+        if self.min_lr < 0.0 || self.min_lr > self.lr {
+            return bad(format!("--min-lr must be in [0, lr], got {}", self.min_lr));
+        }
+        if self.warmup_epochs < 0.0 {
+            return bad("--warmup-epochs must be >= 0".into());
+        }
+        if self.devices == 0 {
+            return bad("--devices must be at least 1".into());
+        }
+        if let Some([h, w]) = self.resize
+            && (h == 0 || w == 0)
+        {
+            return bad("--resize must be positive".into());
+        }
+        if self.train_limit == Some(0) {
+            return bad("--train-limit must be at least 1".into());
+        }
+        self.dataset
+            .parse::<ember_data::DatasetSpec>()
+            .map_err(TrainError::Config)?;
+        Ok(())
+    }
+
+    /// Reads a TOML config file (a run's `config.toml`, or one written by hand).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::file(path, format!("cannot read the config: {e}")))?;
+        toml::from_str(&text)
+            .map_err(|e| TrainError::file(path, format!("not a valid config: {e}")))
+    }
+
+    /// Writes it as TOML, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| TrainError::file(path, format!("cannot serialise the config: {e}")))?;
+        crate::run::write_atomic(path, text.as_bytes())
+    }
+}

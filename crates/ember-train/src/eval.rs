@@ -1,0 +1,155 @@
+//! Evaluation: accuracy, top-5, loss, per-class accuracy and the confusion matrix.
+
+use crate::classifier::{Network, top_k};
+use crate::error::{Result, TrainError};
+use crate::run::write_atomic;
+use burn::data::dataloader::DataLoader;
+use burn::nn::loss::CrossEntropyLossConfig;
+use ember_data::loader::ImageBatch;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The result of evaluating a model on a labelled split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Images evaluated.
+    pub n: usize,
+    /// Top-1 accuracy, a fraction.
+    pub accuracy: f64,
+    /// Top-5 accuracy (top-k with k = classes when there are fewer than 5).
+    pub top5: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Accuracy of each class (NaN-free: 0 for a class with no images).
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Runs `net` over every batch of `loader` (a non-autodiff device gives evaluation mode:
+/// batch norm uses its running statistics, dropout is off).
+pub fn evaluate<N: Network>(
+    net: &N,
+    loader: &dyn DataLoader<ImageBatch>,
+    classes: &[String],
+) -> Result<EvalReport> {
+    let k = classes.len().clamp(1, 5);
+    let nc = classes.len();
+    let mut confusion = vec![vec![0u64; nc]; nc];
+    let (mut n, mut top1, mut topk, mut loss_sum) = (0usize, 0u64, 0u64, 0f64);
+    for batch in loader.iter() {
+        let batch = batch.map_err(|e| TrainError::Training(format!("reading a batch: {e}")))?;
+        let logits = net.forward(batch.images);
+        let b = logits.dims()[0];
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.targets.clone());
+        let loss: f64 = loss
+            .try_into_scalar::<f64>()
+            .map_err(|e| TrainError::Training(format!("reading the loss: {e:?}")))?;
+        let best = top_k(logits, k);
+        let best: Vec<i64> = best
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| TrainError::Training(format!("reading predictions: {e:?}")))?;
+        let targets: Vec<i64> = batch
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| TrainError::Training(format!("reading targets: {e:?}")))?;
+        for (i, &t) in targets.iter().enumerate() {
+            let row = &best[i * k..(i + 1) * k];
+            let (t, p) = (t as usize, row[0] as usize);
+            if t < nc && p < nc {
+                confusion[t][p] += 1;
+            }
+            top1 += (row[0] as usize == t) as u64;
+            topk += row.iter().any(|&c| c as usize == t) as u64;
+        }
+        loss_sum += loss * b as f64;
+        n += b;
+    }
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let total: u64 = row.iter().sum();
+            if total == 0 {
+                0.0
+            } else {
+                row[c] as f64 / total as f64
+            }
+        })
+        .collect();
+    let d = n.max(1) as f64;
+    Ok(EvalReport {
+        n,
+        accuracy: top1 as f64 / d,
+        top5: topk as f64 / d,
+        loss: loss_sum / d,
+        classes: classes.to_vec(),
+        per_class,
+        confusion,
+    })
+}
+
+impl EvalReport {
+    /// The report as text: summary, per-class accuracy, and the confusion matrix (up to 20 classes).
+    pub fn to_text(&self, title: &str) -> String {
+        let mut s = format!(
+            "{title}\nimages {}\naccuracy {:.2}%\ntop-5 accuracy {:.2}%\nloss {:.4}\n\nper-class accuracy\n",
+            self.n,
+            100.0 * self.accuracy,
+            100.0 * self.top5,
+            self.loss
+        );
+        let w = self
+            .classes
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        for (c, acc) in self.classes.iter().zip(&self.per_class) {
+            let total: u64 = self.confusion[self.classes.iter().position(|x| x == c).unwrap_or(0)]
+                .iter()
+                .sum();
+            s += &format!("  {c:<w$}  {:>6.2}%  ({total} images)\n", 100.0 * acc);
+        }
+        if self.classes.len() <= 20 {
+            s += "\nconfusion matrix (rows: true class, columns: predicted)\n";
+            s += &format!("  {:<w$}", "");
+            for j in 0..self.classes.len() {
+                s += &format!(" {j:>6}");
+            }
+            s.push('\n');
+            for (i, row) in self.confusion.iter().enumerate() {
+                s += &format!(
+                    "  {:<w$}",
+                    format!("{i} {}", self.classes[i])
+                        .chars()
+                        .take(w)
+                        .collect::<String>()
+                );
+                for c in row {
+                    s += &format!(" {c:>6}");
+                }
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// Writes `report.txt`, `report.json` and `confusion.png` into `dir`.
+    pub fn save(&self, dir: &Path, title: &str) -> Result<()> {
+        write_atomic(&dir.join("report.txt"), self.to_text(title).as_bytes())?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| TrainError::file(dir.join("report.json"), e))?;
+        write_atomic(&dir.join("report.json"), json.as_bytes())?;
+        crate::plot::confusion_png(&self.confusion, &self.classes, &dir.join("confusion.png"))
+    }
+}

@@ -1,0 +1,249 @@
+//! Per-epoch metrics from Burn's event store into `metrics.csv`, one row per epoch.
+//!
+//! Burn logs every batch under `train/epoch-N/*.log`; users (and `ember viz curves`, and the
+//! search) want one table. A [`MetricLogger`] sees each metric's running epoch mean and the end
+//! of every split, whichever renderer (dashboard or text) is showing progress.
+
+use crate::error::{Result, TrainError};
+use crate::run::write_atomic;
+use burn::train::logger::MetricLogger;
+use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// One epoch's metrics. Accuracies are fractions in [0, 1].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: Option<f64>,
+    /// Training accuracy (on augmented images, in training mode).
+    pub train_accuracy: Option<f64>,
+    /// Training top-5 accuracy.
+    pub train_top5: Option<f64>,
+    /// Validation loss.
+    pub val_loss: Option<f64>,
+    /// Validation accuracy.
+    pub val_accuracy: Option<f64>,
+    /// Validation top-5 accuracy.
+    pub val_top5: Option<f64>,
+    /// Mean learning rate over the epoch.
+    pub lr: Option<f64>,
+    /// Training throughput, images per second.
+    pub train_images_per_sec: Option<f64>,
+    /// Wall-clock seconds of the epoch (training and validation).
+    pub seconds: Option<f64>,
+}
+
+const HEADER: &str = "epoch,train_loss,train_accuracy,train_top5,val_loss,val_accuracy,val_top5,lr,train_images_per_sec,seconds";
+
+impl EpochRecord {
+    fn csv(&self) -> String {
+        // Shortest round-trip decimal: the file holds exactly the values the run saw.
+        let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+        format!(
+            "{},{},{},{},{},{},{},{},{},{}",
+            self.epoch,
+            f(self.train_loss),
+            f(self.train_accuracy),
+            f(self.train_top5),
+            f(self.val_loss),
+            f(self.val_accuracy),
+            f(self.val_top5),
+            f(self.lr),
+            f(self.train_images_per_sec),
+            f(self.seconds),
+        )
+    }
+}
+
+/// Reads a run's `metrics.csv`.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochRecord>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TrainError::file(path, format!("cannot read the metrics: {e}")))?;
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(h) if h.trim() == HEADER => {}
+        _ => {
+            return Err(TrainError::file(
+                path,
+                format!("not an Ember metrics file (expected the header `{HEADER}`)"),
+            ));
+        }
+    }
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let cols: Vec<&str> = line.split(',').collect();
+            let bad = || {
+                TrainError::file(
+                    path,
+                    format!("line {}: expected 10 comma-separated columns", i + 2),
+                )
+            };
+            if cols.len() != 10 {
+                return Err(bad());
+            }
+            let num = |s: &str| -> Result<Option<f64>> {
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    s.parse().map(Some).map_err(|_| bad())
+                }
+            };
+            Ok(EpochRecord {
+                epoch: cols[0].parse().map_err(|_| bad())?,
+                train_loss: num(cols[1])?,
+                train_accuracy: num(cols[2])?,
+                train_top5: num(cols[3])?,
+                val_loss: num(cols[4])?,
+                val_accuracy: num(cols[5])?,
+                val_top5: num(cols[6])?,
+                lr: num(cols[7])?,
+                train_images_per_sec: num(cols[8])?,
+                seconds: num(cols[9])?,
+            })
+        })
+        .collect()
+}
+
+/// Writes `metrics.csv` atomically.
+pub fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
+    let mut text = String::from(HEADER);
+    text.push('\n');
+    for r in records {
+        text.push_str(&r.csv());
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// The epochs recorded so far, shared between Burn's event thread and the trainer.
+pub type SharedRecords = Arc<Mutex<Vec<EpochRecord>>>;
+
+/// Burn metric logger writing `metrics.csv`.
+pub struct RunLogger {
+    path: PathBuf,
+    records: SharedRecords,
+    names: HashMap<MetricId, String>,
+    /// Latest epoch-level value per (metric, split).
+    latest: HashMap<(String, bool), f64>,
+    train_items: usize,
+    has_validation: bool,
+    epoch_start: Option<Instant>,
+    train_seconds: Option<f64>,
+}
+
+impl RunLogger {
+    /// A logger writing to `path`, starting from `records` (earlier epochs of a resumed run).
+    pub fn new(
+        path: PathBuf,
+        records: SharedRecords,
+        train_items: usize,
+        has_validation: bool,
+    ) -> Self {
+        Self {
+            path,
+            records,
+            names: HashMap::new(),
+            latest: HashMap::new(),
+            train_items,
+            has_validation,
+            epoch_start: None,
+            train_seconds: None,
+        }
+    }
+
+    fn value(&self, name: &str, valid: bool) -> Option<f64> {
+        self.latest.get(&(name.to_string(), valid)).copied()
+    }
+
+    fn finish_epoch(&mut self, epoch: usize) {
+        let pct = |v: Option<f64>| v.map(|x| x / 100.0);
+        let seconds = self.epoch_start.map(|t| t.elapsed().as_secs_f64());
+        let record = EpochRecord {
+            epoch,
+            train_loss: self.value("Loss", false),
+            train_accuracy: pct(self.value("Accuracy", false)),
+            train_top5: pct(self.value(TOP5, false)),
+            val_loss: self.value("Loss", true),
+            val_accuracy: pct(self.value("Accuracy", true)),
+            val_top5: pct(self.value(TOP5, true)),
+            lr: self.value("Learning Rate", false),
+            train_images_per_sec: self
+                .train_seconds
+                .map(|s| self.train_items as f64 / s.max(1e-9)),
+            seconds,
+        };
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.retain(|r| r.epoch < epoch);
+        records.push(record);
+        if let Err(e) = write_metrics(&self.path, &records) {
+            eprintln!("warning: {e}");
+        }
+        self.latest.clear();
+        self.epoch_start = None;
+        self.train_seconds = None;
+    }
+}
+
+/// Burn's name of the top-5 accuracy metric.
+pub const TOP5: &str = "Top-K Accuracy @ TopK(5)";
+
+impl MetricLogger for RunLogger {
+    fn log(&mut self, update: MetricsUpdate, _epoch: usize, split: &Split) {
+        if self.epoch_start.is_none() {
+            self.epoch_start = Some(Instant::now());
+        }
+        let valid = matches!(split, Split::Valid);
+        for u in update.entries_numeric {
+            let Some(name) = self.names.get(&u.entry.metric_id).cloned() else {
+                continue;
+            };
+            let value = match (u.numeric_entry, u.running_entry) {
+                (Some(NumericEntry::Final(v)), _) => Some(v),
+                (_, Some(running)) => Some(running.current()),
+                _ => None,
+            };
+            // An empty split (no validation) reports NaN: record nothing for it.
+            if let Some(v) = value.filter(|v| !v.is_nan()) {
+                self.latest.insert((name, valid), v);
+            }
+        }
+    }
+
+    fn read_numeric(
+        &mut self,
+        name: &str,
+        _epoch: usize,
+        _split: &Split,
+    ) -> Result<Vec<NumericEntry>, String> {
+        Err(format!(
+            "the run logger keeps no per-batch values of {name}"
+        ))
+    }
+
+    fn log_metric_definition(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.to_string());
+    }
+
+    fn log_epoch_summary(&mut self, summary: EpochSummary) {
+        match summary.split {
+            Split::Train => {
+                self.train_seconds = self.epoch_start.map(|t| t.elapsed().as_secs_f64());
+                if !self.has_validation {
+                    self.finish_epoch(summary.epoch_number);
+                }
+            }
+            Split::Valid if self.has_validation => self.finish_epoch(summary.epoch_number),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The run directory: what a run leaves behind, written so that a killed run loses nothing
+//! but the epoch in progress.
+//!
+//! ```text
+//! RUN_DIR/config.toml        the full config: `ember train --config RUN_DIR/config.toml` repeats the run
+//! RUN_DIR/run.json           model config, input shape, class names, evaluation transforms
+//! RUN_DIR/metrics.csv        one row per epoch
+//! RUN_DIR/curves.png         loss and accuracy curves
+//! RUN_DIR/checkpoint/        {model,optim,scheduler}-EPOCH.bpk, written atomically
+//! RUN_DIR/best.bpk           weights of the best epoch (by the monitored validation metric)
+//! RUN_DIR/final.bpk          weights after the last epoch
+//! RUN_DIR/report.{txt,json}  evaluation: accuracy, top-5, per-class accuracy, confusion matrix
+//! RUN_DIR/confusion.png      the confusion matrix
+//! RUN_DIR/experiment.log, train/, valid/   Burn's own logs
+//! ```
+
+use crate::error::{Result, TrainError};
+use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
+use ember_data::transform::Transform;
+use ember_models::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// that a crash leaves either the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TrainError::file(dir, format!("cannot create the directory: {e}")))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.part"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        TrainError::file(path, format!("cannot write: {e}"))
+    })
+}
+
+/// What `ember eval` and `ember predict` need to rebuild the model of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The zoo name (or a user's label for a custom network).
+    pub model: String,
+    /// The model's resolved configuration (None for a custom network).
+    pub model_config: Option<ModelConfig>,
+    /// The input `[C, H, W]` the model was trained on.
+    pub input: [usize; 3],
+    /// Class names, by label.
+    pub classes: Vec<String>,
+    /// Transforms applied to an image before the model sees it.
+    pub eval_transforms: Vec<Transform>,
+    /// The dataset it was trained on.
+    pub dataset: String,
+}
+
+/// Paths inside a run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The directory.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    /// `config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// `run.json`.
+    pub fn info(&self) -> PathBuf {
+        self.root.join("run.json")
+    }
+    /// `metrics.csv`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+    /// `curves.png`.
+    pub fn curves(&self) -> PathBuf {
+        self.root.join("curves.png")
+    }
+    /// `checkpoint/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+    /// `best.bpk`.
+    pub fn best(&self) -> PathBuf {
+        self.root.join("best.bpk")
+    }
+    /// `final.bpk`.
+    pub fn final_weights(&self) -> PathBuf {
+        self.root.join("final.bpk")
+    }
+    /// The model checkpoint of `epoch`.
+    pub fn model_checkpoint(&self, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("model-{epoch}.bpk"))
+    }
+
+    /// The weights to evaluate: the best epoch's, else the last epoch's.
+    pub fn weights(&self) -> Result<PathBuf> {
+        for p in [self.best(), self.final_weights()] {
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+        if let Some(e) = self.latest_checkpoint() {
+            return Ok(self.model_checkpoint(e));
+        }
+        Err(TrainError::file(
+            &self.root,
+            "no weights here (best.bpk, final.bpk or checkpoint/model-N.bpk); is this a run directory made by `ember train`?",
+        ))
+    }
+
+    /// Reads `run.json`.
+    pub fn load_info(&self) -> Result<RunInfo> {
+        let path = self.info();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            TrainError::file(
+                &path,
+                format!("cannot read it ({e}); is this a run directory made by `ember train`?"),
+            )
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| TrainError::file(&path, format!("not a run description: {e}")))
+    }
+
+    /// Writes `run.json`.
+    pub fn save_info(&self, info: &RunInfo) -> Result<()> {
+        let text =
+            serde_json::to_string_pretty(info).map_err(|e| TrainError::file(self.info(), e))?;
+        write_atomic(&self.info(), text.as_bytes())
+    }
+
+    /// The last epoch whose model, optimizer and scheduler checkpoints are all on disk.
+    pub fn latest_checkpoint(&self) -> Option<usize> {
+        let entries = std::fs::read_dir(self.checkpoints()).ok()?;
+        let dir = self.checkpoints();
+        entries
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("model-")?
+                    .strip_suffix(".bpk")?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .filter(|n| {
+                ["optim", "scheduler"]
+                    .iter()
+                    .all(|k| dir.join(format!("{k}-{n}.bpk")).is_file())
+            })
+            .max()
+    }
+}
+
+/// Burn's file checkpointer, but writing each burnpack atomically (Burn's writes in place,
+/// so a kill mid-write would leave a truncated checkpoint that looks complete).
+pub struct AtomicCheckpointer {
+    directory: PathBuf,
+    name: String,
+}
+
+impl AtomicCheckpointer {
+    /// Checkpoints `name-EPOCH.bpk` in `directory`.
+    pub fn new(directory: impl Into<PathBuf>, name: &str) -> Self {
+        Self {
+            directory: directory.into(),
+            name: name.to_string(),
+        }
+    }
+
+    fn path(&self, epoch: usize) -> PathBuf {
+        self.directory.join(format!("{}-{epoch}.bpk", self.name))
+    }
+}
+
+impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
+    fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
+        let bytes = record
+            .checkpoint_into_bytes()
+            .map_err(CheckpointerError::Record)?;
+        write_atomic(&self.path(epoch), &bytes)
+            .map_err(|e| CheckpointerError::Unknown(e.to_string()))
+    }
+
+    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
+        let path = self.path(epoch);
+        if path.exists() {
+            std::fs::remove_file(path).map_err(CheckpointerError::IOError)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
+        R::load(self.path(epoch))
+    }
+}

@@ -1,0 +1,512 @@
+//! One training run on Burn's Learner, from a [`TrainConfig`] to a run directory.
+
+use crate::backend::Backend;
+use crate::classifier::{Classifier, Network};
+use crate::config::{Monitor, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::eval::{EvalReport, evaluate};
+use crate::guard::NonFiniteGuard;
+use crate::logger::{EpochRecord, RunLogger, SharedRecords, read_metrics};
+use crate::renderer::LineRenderer;
+use crate::run::{AtomicCheckpointer, RunDir, RunInfo, write_atomic};
+use crate::schedule::Schedule;
+use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::checkpoint::{
+    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
+use burn::train::logger::FileMetricLogger;
+use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
+use burn::train::{
+    ExecutionStrategy, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim, StoppingCondition,
+    SupervisedTraining,
+};
+use ember_data::loader::{ImageBatch, ImageLoader, LoaderConfig};
+use ember_data::split::{Subset, train_val_split};
+use ember_data::transform::{Preset, Transform};
+use ember_data::{ClassificationDataset, DatasetSpec, ImageItem, Split};
+use ember_models::ModelConfig;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The data of a run: the splits, their class names and the transforms.
+pub struct RunData {
+    /// Training images.
+    pub train: Arc<dyn ClassificationDataset>,
+    /// Validation images (empty without a validation split).
+    pub valid: Arc<dyn ClassificationDataset>,
+    /// The official test split, when the dataset has one.
+    pub test: Option<Arc<dyn ClassificationDataset>>,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// `[C, H, W]` of the images the model sees.
+    pub input: [usize; 3],
+    /// Training transforms (augmentation + normalisation).
+    pub train_transforms: Vec<Transform>,
+    /// Evaluation transforms (deterministic).
+    pub eval_transforms: Vec<Transform>,
+}
+
+/// Opens the dataset of `config` and splits it.
+pub fn load_data(config: &TrainConfig) -> Result<RunData> {
+    let spec: DatasetSpec = config.dataset.parse().map_err(TrainError::Config)?;
+    let dir = config.data_dir.as_deref();
+    let full = spec.open(dir, Split::Train)?;
+    let classes = full.classes().to_vec();
+    let (train, valid): (
+        Arc<dyn ClassificationDataset>,
+        Arc<dyn ClassificationDataset>,
+    ) = if config.val_split > 0.0 {
+        let (t, v) = train_val_split(full, config.val_split, config.seed, true)?;
+        (Arc::new(t), Arc::new(v))
+    } else {
+        let n = full.len();
+        (
+            Arc::new(Subset::new(full.clone(), (0..n).collect())),
+            Arc::new(Subset::new(full, Vec::new())),
+        )
+    };
+    let train: Arc<dyn ClassificationDataset> = match config.train_limit {
+        Some(limit) if limit < train.len() => {
+            // Evenly spaced items keep the class mix of the (shuffled-by-class) split.
+            let step = train.len() as f64 / limit as f64;
+            let idx = (0..limit).map(|i| (i as f64 * step) as usize).collect();
+            Arc::new(Subset::new(train, idx))
+        }
+        _ => train,
+    };
+    let test = if spec.has_test_split() {
+        Some(spec.open(dir, Split::Test)?)
+    } else {
+        None
+    };
+    let first = train
+        .get(0)
+        .map_err(|e| TrainError::Config(format!("cannot read the first training image: {e}")))?;
+    let img = &first.image;
+    let [h, w] = config.resize.unwrap_or([img.height, img.width]);
+    let input = [img.channels, h, w];
+    let stats = spec.stats();
+    let eval_preset = if config.augment == Preset::Imagenet {
+        Preset::Imagenet
+    } else {
+        Preset::None
+    };
+    Ok(RunData {
+        train,
+        valid,
+        test,
+        classes,
+        input,
+        train_transforms: config.augment.train([h, w], &stats),
+        eval_transforms: eval_preset.eval([h, w], &stats),
+    })
+}
+
+/// The zoo model of `config`, fitted to `input` and `classes` classes, with `model_options`
+/// applied; fails before training if the images do not fit the network.
+pub fn model_config(
+    config: &TrainConfig,
+    input: [usize; 3],
+    classes: usize,
+    device: &Device,
+) -> Result<ModelConfig> {
+    let base = ModelConfig::from_name(&config.model)?;
+    let base = if config.model_options.is_empty() {
+        base
+    } else {
+        let mut value = serde_json::to_value(&base)
+            .map_err(|e| TrainError::Config(format!("model config: {e}")))?;
+        let options = serde_json::to_value(&config.model_options)
+            .map_err(|e| TrainError::Config(format!("model_options: {e}")))?;
+        if let (Some(obj), serde_json::Value::Object(opts)) = (value.as_object_mut(), options) {
+            obj.extend(opts);
+        }
+        ModelConfig::try_from(value)
+            .map_err(|e| TrainError::Config(format!("model_options: {e}")))?
+    };
+    let fitted = base.with_num_classes(classes).with_input(input);
+    fitted.validate()?;
+    if let Err(e) = fitted.summary(&config.model, input, device) {
+        let [c, h, w] = input;
+        let canonical = fitted.canonical_input();
+        let hint = if c != canonical[0] {
+            String::new()
+        } else {
+            format!(
+                "; it was designed for {}x{}: try --resize {}",
+                canonical[1], canonical[2], canonical[1]
+            )
+        };
+        return Err(TrainError::Fit(format!(
+            "{} cannot take {c}x{h}x{w} images: {e}{hint}",
+            config.model
+        )));
+    }
+    Ok(fitted)
+}
+
+/// The devices of `--backend` and `--devices`.
+pub fn devices(backend: Backend, n: usize) -> Result<Vec<Device>> {
+    #[allow(unused_mut)]
+    let mut devices = vec![backend.device()?];
+    if n > 1 {
+        devices = match backend {
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => (0..n)
+                .map(|i| Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)))
+                .collect(),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => (0..n).map(Device::cuda).collect(),
+            // CPU backends have one device; several handles share its threads, which is what
+            // the data-parallel test needs (two CPU "devices").
+            _ => vec![devices[0].clone(); n],
+        };
+    }
+    Ok(devices)
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run directory.
+    pub run: RunDir,
+    /// Every epoch's metrics, resumed ones included.
+    pub records: Vec<EpochRecord>,
+    /// The best epoch by the monitored metric (with validation).
+    pub best_epoch: Option<usize>,
+    /// The evaluation of the best (or final) weights on the test split, or the validation split.
+    pub report: Option<EvalReport>,
+    /// Which split the report is on.
+    pub report_split: String,
+    /// Whether early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
+    /// Wall-clock seconds of this invocation's training.
+    pub seconds: f64,
+}
+
+/// Trains the zoo model named in `config`. With `resume`, continues the run in `config.out`
+/// from its last complete checkpoint.
+pub fn train(config: &TrainConfig, resume: bool) -> Result<TrainOutcome> {
+    config.validate()?;
+    let devices = devices(config.backend, config.devices)?;
+    let data = load_data(config)?;
+    let model_cfg = model_config(config, data.input, data.classes.len(), &devices[0])?;
+    let info = RunInfo {
+        model: config.model.clone(),
+        model_config: Some(model_cfg.clone()),
+        input: data.input,
+        classes: data.classes.clone(),
+        eval_transforms: data.eval_transforms.clone(),
+        dataset: config.dataset.clone(),
+    };
+    train_network(config, data, info, resume, move |d: &Device| {
+        model_cfg.init(d).map_err(TrainError::from)
+    })
+}
+
+/// Trains any [`Network`] built by `build` on `data`: the zoo models and users' own.
+pub fn train_network<N: Network>(
+    config: &TrainConfig,
+    data: RunData,
+    info: RunInfo,
+    resume: bool,
+    build: impl Fn(&Device) -> Result<N>,
+) -> Result<TrainOutcome> {
+    config.validate_options()?;
+    let run = RunDir::new(&config.out);
+    let devices = devices(config.backend, config.devices)?;
+    let device = devices[0].clone();
+    let start_epoch = if resume {
+        let e = run.latest_checkpoint().ok_or_else(|| {
+            TrainError::file(run.checkpoints(), "no complete checkpoint to resume from (model-N, optim-N and scheduler-N .bpk); start a new run instead")
+        })?;
+        if e >= config.epochs {
+            return Err(TrainError::Config(format!(
+                "the run already finished its {} epochs (checkpoint of epoch {e}); raise --epochs to train further",
+                config.epochs
+            )));
+        }
+        e
+    } else {
+        if run.latest_checkpoint().is_some() {
+            return Err(TrainError::file(
+                &run.root,
+                "already holds a run's checkpoints; continue it with `ember train --resume RUN_DIR` or choose another --out",
+            ));
+        }
+        0
+    };
+    std::fs::create_dir_all(&run.root).map_err(|e| {
+        TrainError::file(&run.root, format!("cannot create the run directory: {e}"))
+    })?;
+    config.save(&run.config())?;
+    run.save_info(&info)?;
+
+    // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles and
+    // augmentation. A resumed run reseeds the backend with the epoch so that dropout does not
+    // replay the first epoch's masks.
+    device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
+    let ad = device.clone().autodiff();
+    let net = build(&ad)?;
+    let model = Classifier::new(net);
+
+    let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
+        let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
+        ImageLoader::new(
+            ds,
+            transforms,
+            LoaderConfig {
+                batch_size: config.batch_size,
+                shuffle,
+                seed: config.seed,
+                workers: config.workers,
+                drop_last: false,
+            },
+            device.clone(),
+        )
+    };
+    let train_loader = loader(data.train.clone(), data.train_transforms.clone(), true)?;
+    train_loader.set_epoch(start_epoch as u64);
+    let valid_loader = loader(data.valid.clone(), data.eval_transforms.clone(), false)?;
+    let steps_per_epoch = train_loader.num_batches();
+    let train_items = data.train.len();
+    let has_validation = !data.valid.is_empty();
+
+    let records: SharedRecords = Arc::new(Mutex::new(if resume && run.metrics().is_file() {
+        let mut r = read_metrics(&run.metrics())?;
+        r.retain(|r| r.epoch <= start_epoch);
+        r
+    } else {
+        Vec::new()
+    }));
+
+    let k = data.classes.len().clamp(1, 5);
+    let (monitor_direction, monitor_loss) = match config.monitor {
+        Monitor::ValAccuracy => (Direction::Highest, false),
+        Monitor::ValLoss => (Direction::Lowest, true),
+    };
+    let mut strategy = ComposedCheckpointingStrategy::builder().add(KeepLastNCheckpoints::new(2));
+    if has_validation {
+        strategy = if monitor_loss {
+            strategy.add(MetricCheckpointingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                monitor_direction,
+                MetricSplit::Valid,
+            ))
+        } else {
+            strategy.add(MetricCheckpointingStrategy::new(
+                &AccuracyMetric::new(),
+                Aggregate::Mean,
+                monitor_direction,
+                MetricSplit::Valid,
+            ))
+        };
+    }
+    let ckpt = run.checkpoints();
+    let mut training = SupervisedTraining::new(
+        &run.root,
+        Arc::new(train_loader) as Arc<dyn DataLoader<ImageBatch>>,
+        Arc::new(valid_loader) as Arc<dyn DataLoader<ImageBatch>>,
+    )
+    .metrics((AccuracyMetric::new(), LossMetric::new()))
+    .metric_train_numeric(TopKAccuracyMetric::new(k))
+    .metric_valid_numeric(TopKAccuracyMetric::new(k))
+    .metric_train_numeric(LearningRateMetric::new())
+    .with_metric_logger(FileMetricLogger::new(&run.root))
+    .with_metric_logger(RunLogger::new(
+        run.metrics(),
+        records.clone(),
+        train_items,
+        has_validation,
+    ))
+    .with_custom_checkpointers(
+        AtomicCheckpointer::new(&ckpt, "model"),
+        AtomicCheckpointer::new(&ckpt, "optim"),
+        AtomicCheckpointer::new(&ckpt, "scheduler"),
+    )
+    .with_checkpointing_strategy(strategy.build())
+    .num_epochs(config.epochs);
+    let guard = NonFiniteGuard::new(training.interrupter());
+    training = training.metric_train(guard.clone());
+    if let Some(patience) = config.early_stop_patience {
+        let condition = StoppingCondition::NoImprovementSince { n_epochs: patience };
+        training = if monitor_loss {
+            training.early_stopping(MetricEarlyStoppingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                monitor_direction,
+                MetricSplit::Valid,
+                condition,
+            ))
+        } else {
+            training.early_stopping(MetricEarlyStoppingStrategy::new(
+                &AccuracyMetric::new(),
+                Aggregate::Mean,
+                monitor_direction,
+                MetricSplit::Valid,
+                condition,
+            ))
+        };
+    }
+    if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
+        training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
+            config.log_every_secs,
+        ))));
+    }
+    if devices.len() > 1 {
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(devices.clone(), MultiDeviceOptim::OptimMainDevice).into(),
+        );
+    }
+    if start_epoch > 0 {
+        training = training.checkpoint(start_epoch);
+        println!("resuming {} from epoch {start_epoch}", run.root.display());
+    }
+
+    let schedule = Schedule::from_config(config, steps_per_epoch);
+    let optim = crate::optim::build(config);
+    let started = Instant::now();
+    let result = training.launch(Learner::new(model, optim, schedule));
+    let seconds = started.elapsed().as_secs_f64();
+
+    let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(value) = guard.tripped() {
+        let last = run.latest_checkpoint();
+        return Err(TrainError::NonFinite {
+            value: format!("{value}"),
+            epoch: last.map_or(1, |e| e + 1),
+            last_good: last.map_or(run.checkpoints(), |e| run.model_checkpoint(e)),
+        });
+    }
+    if let Some(e) = result.error {
+        return Err(TrainError::Training(e.to_string()));
+    }
+    let final_net = result.model.net;
+    save_weights(&final_net, &run.final_weights())?;
+
+    let best_epoch = best_epoch(&records, config.monitor);
+    let mut eval_net = final_net.valid();
+    if let Some(best) = best_epoch {
+        // Checkpoints hold the Learner's model (the network inside a `Classifier`); best.bpk
+        // and final.bpk hold the network alone, as `ember eval` and fine-tuning load it.
+        let path = run.model_checkpoint(best);
+        if path.is_file() {
+            let best_net = load_weights(Classifier::new(final_net.clone()), &path)?.net;
+            save_weights(&best_net, &run.best())?;
+            eval_net = best_net.valid();
+        }
+    }
+    let last_epoch = records.last().map_or(0, |r| r.epoch);
+    let stopped_early = last_epoch < config.epochs;
+    if !records.is_empty() {
+        let name = config.model.clone();
+        crate::plot::curves_png(&[(name, records.clone())], &run.curves())?;
+    }
+
+    // Evaluate on the official test split, else on the validation split.
+    let (split_name, eval_ds) = match (&data.test, has_validation) {
+        (Some(t), _) => ("test", Some(t.clone())),
+        (None, true) => ("validation", Some(data.valid.clone())),
+        (None, false) => ("training", None),
+    };
+    let eval_device = device.clone();
+    let report = match eval_ds {
+        Some(ds) => {
+            let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
+            let loader = ImageLoader::new(
+                ds,
+                data.eval_transforms.clone(),
+                LoaderConfig {
+                    batch_size: config.batch_size.max(64),
+                    shuffle: false,
+                    seed: config.seed,
+                    workers: config.workers,
+                    drop_last: false,
+                },
+                eval_device,
+            )?;
+            let report = evaluate(&eval_net, &loader, &data.classes)?;
+            let which = if best_epoch.is_some() {
+                format!("best epoch ({})", best_epoch.unwrap_or(0))
+            } else {
+                "final weights".into()
+            };
+            report.save(
+                &run.root,
+                &format!(
+                    "{} on the {} split of {}, {which}",
+                    config.model, split_name, config.dataset
+                ),
+            )?;
+            Some(report)
+        }
+        None => None,
+    };
+    Ok(TrainOutcome {
+        run,
+        records,
+        best_epoch,
+        report,
+        report_split: split_name.to_string(),
+        stopped_early,
+        seconds,
+    })
+}
+
+/// The best epoch by `monitor`, among epochs with a validation value.
+pub fn best_epoch(records: &[EpochRecord], monitor: Monitor) -> Option<usize> {
+    let key = |r: &EpochRecord| match monitor {
+        Monitor::ValAccuracy => r.val_accuracy,
+        Monitor::ValLoss => r.val_loss.map(|l| -l),
+    };
+    records
+        .iter()
+        .filter_map(|r| key(r).filter(|v| v.is_finite()).map(|v| (v, r.epoch)))
+        // The first epoch reaching the best value wins ties, like the early-stopping rule.
+        .fold(None, |best: Option<(f64, usize)>, (v, e)| match best {
+            Some((bv, _)) if bv >= v => best,
+            _ => Some((v, e)),
+        })
+        .map(|(_, e)| e)
+}
+
+/// Saves a module's weights (burnpack) atomically.
+pub fn save_weights<M: Module>(module: &M, path: &std::path::Path) -> Result<()> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError::file(path, format!("cannot serialise the weights: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads burnpack weights into `module`, failing clearly on a foreign or corrupt file.
+pub fn load_weights<M: Module>(module: M, path: &std::path::Path) -> Result<M> {
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| {
+        TrainError::file(
+            path,
+            format!("not a readable Burn weights file (.bpk): {e}"),
+        )
+    })?;
+    module
+        .try_load_record(record)
+        .map_err(|e| TrainError::file(path, format!("these weights do not fit the model: {e}")))
+}
+
+/// A [`ClassificationDataset`] seen as a plain Burn dataset of items (for the loader).
+pub struct AsItems(pub Arc<dyn ClassificationDataset>);
+
+impl Dataset<ImageItem> for AsItems {
+    fn get(&self, index: usize) -> Result<ImageItem, burn::data::dataset::DatasetError> {
+        self.0.get(index)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}

@@ -1,0 +1,116 @@
+//! The optimizers against their update formulas, and each one minimising a least-squares fit.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use ember_train::adadelta::{AdaDelta, AdaDeltaConfig};
+use ember_train::config::{OptimizerKind, TrainConfig};
+
+fn vec1(t: Tensor<1>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+}
+
+#[test]
+fn adadelta_follows_zeilers_update() {
+    let device = Device::flex();
+    let rho = 0.9;
+    let eps = 1e-6;
+    let wd = 0.01;
+    let lr = 0.5;
+    let adadelta = AdaDeltaConfig {
+        rho,
+        epsilon: eps,
+        weight_decay: wd,
+        grad_clip: None,
+    };
+    let opt = AdaDelta::new(adadelta);
+    let mut x: Vec<f64> = vec![1.0, -2.0, 0.5];
+    let grads = [[0.3, -0.1, 2.0], [0.2, 0.4, -1.0], [-0.5, 0.1, 0.0]];
+    let (mut s, mut d) = (vec![0.0; 3], vec![0.0; 3]);
+    let mut tensor = Tensor::<1>::from_data(
+        TensorData::from(x.iter().map(|&v| v as f32).collect::<Vec<_>>().as_slice()),
+        &device,
+    );
+    let mut state = None;
+    for g in grads {
+        let gt = Tensor::<1>::from_data(TensorData::from(g.map(|v| v as f32).as_slice()), &device);
+        let (t, st) = opt.step(lr, tensor, gt, state);
+        tensor = t;
+        state = st;
+        for i in 0..3 {
+            let gi = g[i] + wd * x[i];
+            s[i] = rho * s[i] + (1.0 - rho) * gi * gi;
+            let delta = (d[i] + eps).sqrt() / (s[i] + eps).sqrt() * gi;
+            d[i] = rho * d[i] + (1.0 - rho) * delta * delta;
+            x[i] -= lr * delta;
+        }
+    }
+    let got = vec1(tensor);
+    for (a, b) in got.iter().zip(&x) {
+        assert!((a - b).abs() < 1e-5, "{got:?} vs {x:?}");
+    }
+}
+
+#[derive(Module, Debug)]
+struct Fit {
+    lin: Linear,
+}
+
+/// Least squares y = X w on a fixed problem; returns the loss before and after `steps` steps.
+fn fit_with(kind: OptimizerKind, lr: f64, steps: usize) -> (f64, f64) {
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let mut model = Fit {
+        lin: LinearConfig::new(4, 1).init(&device),
+    };
+    let config = TrainConfig {
+        optimizer: kind,
+        lr,
+        weight_decay: 1e-4,
+        grad_clip: Some(10.0),
+        ..TrainConfig::default()
+    };
+    let mut optim = ember_train::optim::build(&config);
+    let xs: Vec<f32> = (0..64)
+        .map(|i| ((i * 37 % 17) as f32 / 8.0) - 1.0)
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(xs, [16, 4]), &device);
+    let w = Tensor::<2>::from_data(
+        TensorData::new(vec![1.0f32, -2.0, 0.5, 3.0], [4, 1]),
+        &device,
+    );
+    let y = x.clone().matmul(w);
+    let loss_of = |m: &Fit| (m.lin.forward(x.clone()) - y.clone()).square().mean();
+    let before: f64 = loss_of(&model).into_scalar();
+    for _ in 0..steps {
+        let loss = loss_of(&model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+    }
+    let after: f64 = loss_of(&model).into_scalar();
+    (before, after)
+}
+
+#[test]
+fn every_optimizer_minimises_a_least_squares_fit() {
+    for (kind, lr) in [
+        (OptimizerKind::Sgd, 0.05),
+        (OptimizerKind::Momentum, 0.02),
+        (OptimizerKind::Nesterov, 0.02),
+        (OptimizerKind::Adagrad, 0.3),
+        (OptimizerKind::Rmsprop, 0.01),
+        (OptimizerKind::Adadelta, 1.0),
+        (OptimizerKind::Adam, 0.05),
+        (OptimizerKind::Adamw, 0.05),
+    ] {
+        // AdaDelta's first steps are ~sqrt(eps) long (Zeiler's "unit correction"): give it time.
+        let steps = if kind == OptimizerKind::Adadelta {
+            400
+        } else {
+            30
+        };
+        let (before, after) = fit_with(kind, lr, steps);
+        assert!(after < 0.5 * before, "{kind:?}: {before} -> {after}");
+    }
+}

@@ -1,0 +1,249 @@
+//! End-to-end training on the MNIST subset the repository ships, on the Flex CPU backend.
+
+use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
+use ember_train::logger::read_metrics;
+use ember_train::{Backend, TrainError, trainer};
+use std::path::PathBuf;
+
+fn mnist_subset() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")
+}
+
+fn quick(out: &std::path::Path) -> TrainConfig {
+    TrainConfig {
+        model: "lenet5_modern".into(),
+        dataset: "mnist".into(),
+        data_dir: Some(mnist_subset()),
+        val_split: 0.1,
+        train_limit: Some(1536),
+        epochs: 2,
+        batch_size: 32,
+        optimizer: OptimizerKind::Adam,
+        lr: 2e-3,
+        schedule: ScheduleKind::Cosine,
+        backend: Backend::Flex,
+        workers: 1,
+        out: out.to_path_buf(),
+        log_every_secs: 1e9,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn trains_lenet_and_writes_a_complete_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let config = quick(&out);
+    let outcome = trainer::train(&config, false).unwrap();
+
+    // It learned: chance is 10%.
+    let report = outcome.report.as_ref().expect("a test report");
+    assert_eq!(outcome.report_split, "test");
+    assert_eq!(report.n, 1000, "the whole shipped test split");
+    assert!(report.accuracy > 0.7, "test accuracy {}", report.accuracy);
+    assert!(report.top5 >= report.accuracy);
+    let diag: u64 = (0..10).map(|c| report.confusion[c][c]).sum();
+    assert_eq!(
+        diag as f64 / 1000.0,
+        report.accuracy,
+        "confusion diagonal = accuracy"
+    );
+    assert_eq!(report.confusion.iter().flatten().sum::<u64>(), 1000);
+
+    // One metrics row per epoch, with everything filled in and the loss going down.
+    let rows = read_metrics(&out.join("metrics.csv")).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+    for r in &rows {
+        for v in [
+            r.train_loss,
+            r.train_accuracy,
+            r.val_loss,
+            r.val_accuracy,
+            r.val_top5,
+            r.lr,
+            r.train_images_per_sec,
+        ] {
+            assert!(v.is_some_and(f64::is_finite), "{r:?}");
+        }
+    }
+    assert!(rows[1].train_loss < rows[0].train_loss, "{rows:?}");
+    assert!(rows[1].lr < rows[0].lr, "cosine schedule decays: {rows:?}");
+    assert_eq!(outcome.records, rows);
+
+    // The rest of the run directory.
+    for f in [
+        "config.toml",
+        "run.json",
+        "curves.png",
+        "report.txt",
+        "report.json",
+        "confusion.png",
+        "final.bpk",
+        "best.bpk",
+    ] {
+        let p = out.join(f);
+        assert!(
+            p.is_file() && std::fs::metadata(&p).unwrap().len() > 0,
+            "missing {f}"
+        );
+    }
+    assert!(out.join("checkpoint/model-2.bpk").is_file());
+    let best = outcome.best_epoch.unwrap();
+    let best_acc = rows[best - 1].val_accuracy.unwrap();
+    assert!(rows.iter().all(|r| r.val_accuracy.unwrap() <= best_acc));
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(
+        text.contains("per-class accuracy") && text.contains("confusion matrix"),
+        "{text}"
+    );
+
+    // The saved config repeats the run.
+    let again = TrainConfig::load(&out.join("config.toml")).unwrap();
+    assert_eq!(again, config);
+
+    // A run directory is not overwritten by accident.
+    let err = trainer::train(&config, false).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+
+    // Resume continues to a longer run, keeping the first epochs' rows.
+    let longer = TrainConfig {
+        epochs: 3,
+        ..config
+    };
+    let resumed = trainer::train(&longer, true).unwrap();
+    let rows3 = read_metrics(&out.join("metrics.csv")).unwrap();
+    assert_eq!(rows3.len(), 3);
+    assert_eq!(rows3[..2], rows[..], "earlier epochs kept as they were");
+    assert_eq!(resumed.records.len(), 3);
+}
+
+#[test]
+fn bad_configurations_fail_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = quick(&dir.path().join("r"));
+    let cases: Vec<(TrainConfig, &str)> = vec![
+        (
+            TrainConfig {
+                model: "lenet6".into(),
+                ..base.clone()
+            },
+            "did you mean `lenet5`",
+        ),
+        (
+            TrainConfig {
+                lr: 0.0,
+                ..base.clone()
+            },
+            "--lr",
+        ),
+        (
+            TrainConfig {
+                lr: -1.0,
+                ..base.clone()
+            },
+            "--lr",
+        ),
+        (
+            TrainConfig {
+                batch_size: 0,
+                ..base.clone()
+            },
+            "--batch-size",
+        ),
+        (
+            TrainConfig {
+                val_split: 0.0,
+                early_stop_patience: Some(2),
+                ..base.clone()
+            },
+            "validation split",
+        ),
+        (
+            TrainConfig {
+                dataset: "imagenet".into(),
+                ..base.clone()
+            },
+            "unknown dataset",
+        ),
+        (
+            TrainConfig {
+                momentum: Some(1.5),
+                ..base.clone()
+            },
+            "--momentum",
+        ),
+        (
+            TrainConfig {
+                model: "alexnet".into(),
+                ..base.clone()
+            },
+            "--resize 224",
+        ),
+    ];
+    for (config, needle) in cases {
+        let err = trainer::train(&config, false).unwrap_err();
+        assert!(
+            err.to_string().contains(needle),
+            "{} -> {err}",
+            config.model
+        );
+        assert!(
+            !config.out.join("checkpoint").exists(),
+            "nothing trained for {needle}"
+        );
+    }
+    // Resuming a directory without checkpoints.
+    let err = trainer::train(&base, true).unwrap_err();
+    assert!(err.to_string().contains("no complete checkpoint"), "{err}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nan");
+    let config = TrainConfig {
+        lr: 1e30,
+        optimizer: OptimizerKind::Sgd,
+        schedule: ScheduleKind::Constant,
+        ..quick(&out)
+    };
+    let err = trainer::train(&config, false).unwrap_err();
+    assert!(
+        matches!(err, TrainError::NonFinite { epoch: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--lr"), "{err}");
+    assert!(
+        !out.join("final.bpk").exists(),
+        "no weights written from a diverged run"
+    );
+    assert!(
+        !out.join("checkpoint/model-1.bpk").exists(),
+        "the bad epoch is not checkpointed"
+    );
+}
+
+#[test]
+fn early_stopping_stops_and_keeps_the_best_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("es");
+    // A learning rate of ~0 cannot improve validation accuracy after the first epoch.
+    let config = TrainConfig {
+        lr: 1e-12,
+        epochs: 6,
+        train_limit: Some(128),
+        early_stop_patience: Some(1),
+        monitor: Monitor::ValAccuracy,
+        schedule: ScheduleKind::Constant,
+        ..quick(&out)
+    };
+    let outcome = trainer::train(&config, false).unwrap();
+    assert!(outcome.stopped_early);
+    assert_eq!(
+        outcome.records.len(),
+        2,
+        "stops after one epoch without improvement"
+    );
+    assert_eq!(outcome.best_epoch, Some(1));
+    assert!(out.join("best.bpk").is_file());
+}
