@@ -41,8 +41,10 @@ pub struct TrainArgs {
     /// Resize images to H,W (e.g. 224 for AlexNet on Fashion-MNIST).
     #[arg(long, value_parser = parse_resize)]
     resize: Option<[usize; 2]>,
+    /// Passes over the training set (default 10).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Images per batch (default 128).
     #[arg(long)]
     batch_size: Option<usize>,
     /// sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw.
@@ -51,6 +53,7 @@ pub struct TrainArgs {
     /// Learning rate (the peak for one-cycle and warm-up schedules).
     #[arg(long)]
     lr: Option<f64>,
+    /// Momentum for SGD and RMSProp (default 0.9 for momentum/nesterov, else 0).
     #[arg(long)]
     momentum: Option<f64>,
     /// Nesterov momentum (with --optimizer sgd).
@@ -71,6 +74,7 @@ pub struct TrainArgs {
     /// Step/exponential decay factor.
     #[arg(long)]
     gamma: Option<f64>,
+    /// Warm-up length in epochs for warmup-cosine (default 1).
     #[arg(long)]
     warmup_epochs: Option<f64>,
     /// Training augmentation: none, cifar or imagenet.
@@ -88,6 +92,7 @@ pub struct TrainArgs {
     /// Devices for Burn's data-parallel training.
     #[arg(long)]
     devices: Option<usize>,
+    /// Seed of initialisation, split, shuffles, augmentation and dropout (default 42).
     #[arg(long)]
     seed: Option<u64>,
     /// Loader worker threads.
