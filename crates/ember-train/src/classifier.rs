@@ -62,7 +62,8 @@ impl<N: Network> InferenceStep for Classifier<N> {
     }
 }
 
-/// What the [`NonFiniteGuard`](crate::guard::NonFiniteGuard) reads: the batch loss.
+/// What the [`NonFiniteGuard`](crate::guard::NonFiniteGuard) reads: the batch loss (Burn's
+/// `LossInput` keeps its tensor private, so the guard gets its own adaptor).
 pub struct LossValue(pub Tensor<1>);
 
 impl Adaptor<LossValue> for ClassificationOutput {

@@ -114,10 +114,13 @@ impl EvalReport {
             .max()
             .unwrap_or(5)
             .max(5);
-        for (c, acc) in self.classes.iter().zip(&self.per_class) {
-            let total: u64 = self.confusion[self.classes.iter().position(|x| x == c).unwrap_or(0)]
-                .iter()
-                .sum();
+        for ((c, acc), row) in self
+            .classes
+            .iter()
+            .zip(&self.per_class)
+            .zip(&self.confusion)
+        {
+            let total: u64 = row.iter().sum();
             s += &format!("  {c:<w$}  {:>6.2}%  ({total} images)\n", 100.0 * acc);
         }
         if self.classes.len() <= 20 {

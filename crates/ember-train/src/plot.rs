@@ -140,38 +140,32 @@ pub fn curves_png(runs: &[(String, Vec<EpochRecord>)], path: &Path) -> Result<()
                 .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
                 .collect()
         };
-        for (label, pts, dashed) in [
-            ("train", pick(&|r| r.train_loss), false),
-            ("valid", pick(&|r| r.val_loss), true),
-        ] {
-            if !pts.is_empty() {
+        // Training solid, validation dashed; one colour per run (per split for a single run).
+        let add = |into: &mut Vec<Series>, label: &str, points: Vec<(f64, f64)>, dashed: bool| {
+            if !points.is_empty() {
                 let color = if runs.len() > 1 { i } else { dashed as usize };
-                loss.push(Series {
+                into.push(Series {
                     label: format!("{prefix}{label}"),
-                    points: pts,
+                    points,
                     color,
                     dashed,
                 });
             }
-        }
-        for (label, pts, dashed) in [
-            (
-                "train",
-                pick(&|r| r.train_accuracy.map(|a| 100.0 * a)),
-                false,
-            ),
-            ("valid", pick(&|r| r.val_accuracy.map(|a| 100.0 * a)), true),
-        ] {
-            if !pts.is_empty() {
-                let color = if runs.len() > 1 { i } else { dashed as usize };
-                acc.push(Series {
-                    label: format!("{prefix}{label}"),
-                    points: pts,
-                    color,
-                    dashed,
-                });
-            }
-        }
+        };
+        add(&mut loss, "train", pick(&|r| r.train_loss), false);
+        add(&mut loss, "valid", pick(&|r| r.val_loss), true);
+        add(
+            &mut acc,
+            "train",
+            pick(&|r| r.train_accuracy.map(|a| 100.0 * a)),
+            false,
+        );
+        add(
+            &mut acc,
+            "valid",
+            pick(&|r| r.val_accuracy.map(|a| 100.0 * a)),
+            true,
+        );
     }
     panel(&left, "Loss", "cross-entropy", &loss, path)?;
     panel(&right, "Accuracy", "%", &acc, path)?;

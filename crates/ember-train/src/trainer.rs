@@ -286,27 +286,32 @@ pub fn train_network<N: Network>(
     }));
 
     let k = data.classes.len().clamp(1, 5);
-    let (monitor_direction, monitor_loss) = match config.monitor {
-        Monitor::ValAccuracy => (Direction::Highest, false),
-        Monitor::ValLoss => (Direction::Lowest, true),
+    // One metric, one direction, for both the best checkpoint and early stopping.
+    let (best_strategy, early_stopping) = {
+        let condition = StoppingCondition::NoImprovementSince {
+            n_epochs: config.early_stop_patience.unwrap_or(1),
+        };
+        let split = MetricSplit::Valid;
+        match config.monitor {
+            Monitor::ValAccuracy => {
+                let (m, d) = (AccuracyMetric::new(), Direction::Highest);
+                (
+                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
+                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
+                )
+            }
+            Monitor::ValLoss => {
+                let (m, d) = (LossMetric::new(), Direction::Lowest);
+                (
+                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
+                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
+                )
+            }
+        }
     };
     let mut strategy = ComposedCheckpointingStrategy::builder().add(KeepLastNCheckpoints::new(2));
     if has_validation {
-        strategy = if monitor_loss {
-            strategy.add(MetricCheckpointingStrategy::new(
-                &LossMetric::new(),
-                Aggregate::Mean,
-                monitor_direction,
-                MetricSplit::Valid,
-            ))
-        } else {
-            strategy.add(MetricCheckpointingStrategy::new(
-                &AccuracyMetric::new(),
-                Aggregate::Mean,
-                monitor_direction,
-                MetricSplit::Valid,
-            ))
-        };
+        strategy = strategy.add(best_strategy);
     }
     let ckpt = run.checkpoints();
     let mut training = SupervisedTraining::new(
@@ -334,25 +339,8 @@ pub fn train_network<N: Network>(
     .num_epochs(config.epochs);
     let guard = NonFiniteGuard::new(training.interrupter());
     training = training.metric_train(guard.clone());
-    if let Some(patience) = config.early_stop_patience {
-        let condition = StoppingCondition::NoImprovementSince { n_epochs: patience };
-        training = if monitor_loss {
-            training.early_stopping(MetricEarlyStoppingStrategy::new(
-                &LossMetric::new(),
-                Aggregate::Mean,
-                monitor_direction,
-                MetricSplit::Valid,
-                condition,
-            ))
-        } else {
-            training.early_stopping(MetricEarlyStoppingStrategy::new(
-                &AccuracyMetric::new(),
-                Aggregate::Mean,
-                monitor_direction,
-                MetricSplit::Valid,
-                condition,
-            ))
-        };
+    if config.early_stop_patience.is_some() {
+        training = training.early_stopping(early_stopping);
     }
     if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
         training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
