@@ -3,6 +3,7 @@
 mod augment;
 mod summary;
 mod train;
+mod viz;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Eval(train::EvalArgs),
     /// Top classes of image files, by a trained run.
     Predict(train::PredictArgs),
+    /// Pictures of a trained run: filters, feature maps, top patches, curves, gradients.
+    Viz(viz::VizArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => train::eval(args),
         Command::Predict(args) => train::predict(args),
+        Command::Viz(args) => viz::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

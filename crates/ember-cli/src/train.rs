@@ -104,6 +104,9 @@ pub struct TrainArgs {
     /// Seconds between progress lines (without the dashboard).
     #[arg(long)]
     log_every: Option<f64>,
+    /// Do not record per-layer gradient norms and activation statistics.
+    #[arg(long)]
+    no_diagnostics: bool,
 }
 
 fn parse_resize(s: &str) -> Result<[usize; 2], String> {
@@ -172,6 +175,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.log_every {
             c.log_every_secs = v;
+        }
+        if self.no_diagnostics {
+            c.diagnostics = false;
         }
         if self.config.is_none() && self.resume.is_none() && self.model.is_none() {
             bail!("give --model NAME (`ember summary --list` lists them) or --config FILE");

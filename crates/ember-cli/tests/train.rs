@@ -127,6 +127,79 @@ fn train_then_eval_then_predict() {
         "digit 7 is the first test image"
     );
 
+    // ember viz: every picture of the run, with the sizes its arithmetic implies.
+    let run = out.to_str().unwrap();
+    let viz = |args: &[&str]| -> String {
+        let a = ember().arg("viz").args(args).assert().success();
+        String::from_utf8_lossy(&a.get_output().stdout).to_string()
+    };
+    let dims = |p: std::path::PathBuf| image::image_dimensions(&p).unwrap();
+    let said = viz(&["filters", "--run", run]);
+    assert!(said.contains("conv1.conv: 6 filters of 1x5x5"), "{said}");
+    // 6 tiles in a 3x2 grid, each 5x5 kernel scaled to at least 64 px, 2 px gaps.
+    let (w, h) = dims(out.join("filters-conv1_conv.png"));
+    assert_eq!((w, h), (3 * (65 + 2) + 2, 2 * (65 + 2) + 2));
+    let said = viz(&[
+        "features",
+        "--run",
+        run,
+        "--image",
+        png.to_str().unwrap(),
+        "--layer",
+        "conv2",
+    ]);
+    assert!(said.contains("16 maps of 10x10"), "{said}");
+    assert!(out.join("features-conv2.png").is_file());
+    let said = viz(&[
+        "patches",
+        "--run",
+        run,
+        "--data-dir",
+        mnist().to_str().unwrap(),
+        "--layer",
+        "conv2",
+        "--channels",
+        "3",
+        "--top",
+        "4",
+        "--limit",
+        "200",
+    ]);
+    assert!(said.contains("receptive field 14x14 px, jump 2"), "{said}");
+    // 3 rows of 4 crops of the 14x14 field, scaled 4x.
+    assert_eq!(
+        dims(out.join("patches-conv2.png")),
+        (4 * 58 + 2, 3 * 58 + 2)
+    );
+    let curves = dir.path().join("two.png");
+    viz(&["curves", run, run, "--out", curves.to_str().unwrap()]);
+    assert!(curves.is_file());
+    let said = viz(&["gradients", run]);
+    assert!(
+        said.contains("conv1.conv") && said.contains("fc3"),
+        "{said}"
+    );
+    assert!(out.join("gradients.png").is_file());
+    // A layer that does not exist is named with the ones that do.
+    let a = ember()
+        .args([
+            "viz",
+            "features",
+            "--run",
+            run,
+            "--image",
+            png.to_str().unwrap(),
+            "--layer",
+            "conv9",
+        ])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("conv9") && err.contains("conv1, pool1, conv2"),
+        "{err}"
+    );
+
     // The saved config repeats the run elsewhere.
     let again = dir.path().join("again");
     ember()

@@ -1,21 +1,10 @@
 //! A picture of what augmentation does: originals in the first column, augmented versions
 //! (one per epoch) beside them.
 
-use crate::transform::{Transform, apply_all};
+use crate::transform::{Transform, apply_all, displayable};
 use crate::{DataError, Image, ImageItem};
 use burn::data::dataset::Dataset;
 use image::{Rgb, RgbImage};
-
-/// Undoes a `Normalize` so that images can be shown: `x * std + mean`.
-fn denormalize(mut img: Image, mean: &[f32], std: &[f32]) -> Image {
-    let plane = img.height * img.width;
-    for c in 0..img.channels.min(mean.len()) {
-        for v in &mut img.data[c * plane..(c + 1) * plane] {
-            *v = *v * std[c] + mean[c];
-        }
-    }
-    img
-}
 
 /// Renders `rows` items (chosen by `indices`) with `versions` augmented copies each.
 /// Each cell is scaled up (nearest neighbour) to at least `min_cell` pixels.
@@ -28,15 +17,7 @@ pub fn augmentation_grid(
     min_cell: usize,
 ) -> Result<RgbImage, DataError> {
     // Show images in [0, 1]: undo the pipeline's normalisation at the end.
-    let shown = |img: Image| -> Image {
-        match transforms.iter().rev().find_map(|t| match t {
-            Transform::Normalize { mean, std } => Some((mean, std)),
-            _ => None,
-        }) {
-            Some((mean, std)) => denormalize(img, mean, std),
-            None => img,
-        }
-    };
+    let shown = |img: Image| displayable(transforms, img);
     let mut rows: Vec<Vec<Image>> = Vec::new();
     for &index in indices {
         let item = dataset

@@ -767,3 +767,21 @@ pub fn apply_all(
         .iter()
         .try_fold(img, |img, t| t.apply(img, &mut rng))
 }
+
+/// An image that went through `transforms`, brought back to [0, 1] for display: undoes the
+/// last `Normalize` (`x * std + mean`).
+pub fn displayable(transforms: &[Transform], mut img: Image) -> Image {
+    let stats = transforms.iter().rev().find_map(|t| match t {
+        Transform::Normalize { mean, std } => Some((mean, std)),
+        _ => None,
+    });
+    if let Some((mean, std)) = stats {
+        let plane = img.height * img.width;
+        for c in 0..img.channels.min(mean.len()).min(std.len()) {
+            for v in &mut img.data[c * plane..(c + 1) * plane] {
+                *v = *v * std[c] + mean[c];
+            }
+        }
+    }
+    img
+}

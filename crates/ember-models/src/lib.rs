@@ -20,9 +20,11 @@ pub mod blocks;
 pub mod init;
 pub mod registry;
 pub mod summary;
+pub mod taps;
 pub mod zoo;
 
 pub use activation::Activation;
 pub use init::InitScheme;
 pub use registry::{Model, ModelConfig, ModelError};
 pub use summary::{Describe, LayerRow, Summary, SummaryError, count_params};
+pub use taps::Taps;

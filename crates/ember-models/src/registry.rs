@@ -4,6 +4,7 @@
 //! `resnet50`, `densenet121`, `resnext50_32x4d`); CIFAR-stem variants end in `_cifar`.
 
 use crate::summary::{Describe, Summary, SummaryError, Tracer, summarize};
+use crate::taps::Taps;
 use crate::zoo::Stem;
 use crate::zoo::alexnet::{AlexNet, AlexNetConfig};
 use crate::zoo::densenet::{DenseNet, DenseNetConfig};
@@ -136,15 +137,20 @@ pub enum Model {
 impl Model {
     /// `[N, C, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing intermediate outputs to `taps` (see [`crate::taps`]).
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
         match self {
-            Model::Mlp(m) => m.forward(images),
-            Model::LeNet(m) => m.forward(images),
-            Model::AlexNet(m) => m.forward(images),
-            Model::Vgg(m) => m.forward(images),
-            Model::Nin(m) => m.forward(images),
-            Model::GoogLeNet(m) => m.forward(images),
-            Model::ResNet(m) => m.forward(images),
-            Model::DenseNet(m) => m.forward(images),
+            Model::Mlp(m) => m.forward_tapped(images, taps),
+            Model::LeNet(m) => m.forward_tapped(images, taps),
+            Model::AlexNet(m) => m.forward_tapped(images, taps),
+            Model::Vgg(m) => m.forward_tapped(images, taps),
+            Model::Nin(m) => m.forward_tapped(images, taps),
+            Model::GoogLeNet(m) => m.forward_tapped(images, taps),
+            Model::ResNet(m) => m.forward_tapped(images, taps),
+            Model::DenseNet(m) => m.forward_tapped(images, taps),
         }
     }
 }

@@ -15,6 +15,10 @@
 //!   linear layer `d_in d_out`; normalisation, pooling and activations are not counted;
 //! * receptive field `r' = r + (d(k-1)) j` and jump `j' = j s`, starting from `r = j = 1`.
 //!   A dense layer sees the whole input: `r' = r + (size - 1) j`.
+//! * where the field starts: unit `i` of a layer sees input pixels `[s + i j, s + i j + r)`,
+//!   with `s' = s - p j` after a window with left padding `p` (so `s` may be negative: the
+//!   field reaches into the padding). Branches that merge (concat, residual add) see the
+//!   union of their fields.
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
@@ -55,6 +59,28 @@ pub struct LayerRow {
     pub receptive_field: usize,
     /// Distance in input pixels between neighbouring output units (product of strides).
     pub jump: usize,
+    /// Input pixel where the field of the first unit starts (negative inside the padding);
+    /// unit `i` sees `[start + i * jump, start + i * jump + receptive_field)` on each axis.
+    #[serde(default)]
+    pub receptive_field_start: i64,
+}
+
+impl LayerRow {
+    /// The input window `[top, left, bottom, right)` that output unit `(y, x)` sees, clipped
+    /// to an `h x w` image.
+    pub fn field_of(&self, y: usize, x: usize, h: usize, w: usize) -> [usize; 4] {
+        let span = |i: usize, size: usize| {
+            let lo = self.receptive_field_start + (i * self.jump) as i64;
+            let hi = lo + self.receptive_field as i64;
+            (
+                lo.clamp(0, size as i64) as usize,
+                hi.clamp(0, size as i64) as usize,
+            )
+        };
+        let (top, bottom) = span(y, h);
+        let (left, right) = span(x, w);
+        [top, left, bottom, right]
+    }
 }
 
 /// A whole model's summary.
@@ -73,6 +99,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The row that ends the layer or block `name` (a tap name, see [`crate::taps`]): the
+    /// row itself, or the last row inside it, e.g. `layer1.0.add` for the block `layer1.0`.
+    pub fn row_of(&self, name: &str) -> Option<&LayerRow> {
+        let prefix = format!("{name}.");
+        self.layers
+            .iter()
+            .rev()
+            .find(|r| r.name == name || r.name.starts_with(&prefix))
+    }
+
     /// Shape of the network's output for one image.
     pub fn output_shape(&self) -> &[usize] {
         self.layers
@@ -222,6 +258,8 @@ pub struct Signal {
     pub rf: [usize; 2],
     /// Jump per axis, in input pixels.
     pub jump: [usize; 2],
+    /// Where the first unit's field starts per axis, in input pixels (negative in the padding).
+    pub start: [i64; 2],
 }
 
 impl Signal {
@@ -248,6 +286,17 @@ pub struct Tracer {
     scope: Vec<String>,
     rows: Vec<LayerRow>,
     input: [usize; 3],
+}
+
+/// `a` with its field widened to cover `b`'s too (branches that merge).
+fn union_field(mut a: Signal, b: &Signal) -> Signal {
+    for i in 0..2 {
+        let end = (a.start[i] + a.rf[i] as i64).max(b.start[i] + b.rf[i] as i64);
+        a.start[i] = a.start[i].min(b.start[i]);
+        a.rf[i] = (end - a.start[i]) as usize;
+        a.jump[i] = a.jump[i].max(b.jump[i]);
+    }
+    a
 }
 
 /// Number of elements of a (lazy) parameter, without materialising it.
@@ -342,6 +391,7 @@ impl Tracer {
                 spatial: Some([input[1], input[2]]),
                 rf: [1, 1],
                 jump: [1, 1],
+                start: [0, 0],
             },
             scope: Vec::new(),
             rows: Vec::new(),
@@ -391,6 +441,7 @@ impl Tracer {
             macs,
             receptive_field: self.signal.rf[0].max(self.signal.rf[1]),
             jump: self.signal.jump[0].max(self.signal.jump[1]),
+            receptive_field_start: self.signal.start[0].min(self.signal.start[1]),
         });
     }
 
@@ -437,6 +488,7 @@ impl Tracer {
             ));
         };
         for a in 0..2 {
+            self.signal.start[a] -= (pad[a].0 * self.signal.jump[a]) as i64;
             self.signal.rf[a] += dilation[a] * (kernel[a] - 1) * self.signal.jump[a];
             self.signal.jump[a] *= stride[a];
         }
@@ -624,10 +676,7 @@ impl Tracer {
         let mut merged = *first;
         merged.channels = branches.iter().map(|b| b.channels).sum();
         for b in branches {
-            for a in 0..2 {
-                merged.rf[a] = merged.rf[a].max(b.rf[a]);
-                merged.jump[a] = merged.jump[a].max(b.jump[a]);
-            }
+            merged = union_field(merged, b);
         }
         self.signal = merged;
         self.push(name, kind, 0, 0);
@@ -648,9 +697,9 @@ impl Tracer {
                 ),
             ));
         }
-        for a in 0..2 {
-            self.signal.rf[a] = self.signal.rf[a].max(shortcut.rf[a]);
-        }
+        let channels = self.signal.channels;
+        self.signal = union_field(self.signal, &shortcut);
+        self.signal.channels = channels;
         self.push(name, kind.to_string(), 0, 0);
         Ok(())
     }

@@ -218,6 +218,9 @@ pub struct TrainConfig {
     pub out: PathBuf,
     /// Print a progress line every this many seconds (when no terminal shows the dashboard).
     pub log_every_secs: f64,
+    /// Record per-layer gradient norms and activation statistics of a few steps per epoch
+    /// (`gradients.csv`, `activations.csv`; `ember viz gradients`).
+    pub diagnostics: bool,
 }
 
 impl Default for TrainConfig {
@@ -252,6 +255,7 @@ impl Default for TrainConfig {
             workers: 2,
             out: PathBuf::from("runs/run"),
             log_every_secs: 10.0,
+            diagnostics: true,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod adadelta;
 pub mod backend;
 pub mod classifier;
 pub mod config;
+pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod guard;
@@ -30,6 +31,7 @@ pub mod renderer;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
+pub mod viz;
 
 pub use backend::{Backend, BackendError};
 pub use classifier::{Classifier, Network};

@@ -4,6 +4,7 @@
 //! search) want one table. A [`MetricLogger`] sees each metric's running epoch mean and the end
 //! of every split, whichever renderer (dashboard or text) is showing progress.
 
+use crate::diagnostics::Diagnostics;
 use crate::error::{Result, TrainError};
 use crate::run::write_atomic;
 use burn::train::logger::MetricLogger;
@@ -138,6 +139,7 @@ pub struct RunLogger {
     has_validation: bool,
     epoch_start: Option<Instant>,
     train_seconds: Option<f64>,
+    diagnostics: Option<Diagnostics>,
 }
 
 impl RunLogger {
@@ -157,7 +159,14 @@ impl RunLogger {
             has_validation,
             epoch_start: None,
             train_seconds: None,
+            diagnostics: None,
         }
+    }
+
+    /// Also writes the epoch's gradient and activation statistics.
+    pub fn with_diagnostics(mut self, diagnostics: Option<Diagnostics>) -> Self {
+        self.diagnostics = diagnostics;
+        self
     }
 
     fn value(&self, name: &str, valid: bool) -> Option<f64> {
@@ -185,6 +194,9 @@ impl RunLogger {
         records.retain(|r| r.epoch < epoch);
         records.push(record);
         if let Err(e) = write_metrics(&self.path, &records) {
+            eprintln!("warning: {e}");
+        }
+        if let Some(Err(e)) = self.diagnostics.as_ref().map(|d| d.flush(epoch)) {
             eprintln!("warning: {e}");
         }
         self.latest.clear();

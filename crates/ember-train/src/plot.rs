@@ -10,7 +10,7 @@ use std::sync::Once;
 /// DejaVu Sans, embedded so plots have labels on machines without system fonts.
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is ours and valid: a failure here would only drop the labels.
@@ -18,7 +18,7 @@ fn register_font() {
     });
 }
 
-fn err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+pub(crate) fn err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::file(path, format!("cannot draw the plot: {e}"))
 }
 

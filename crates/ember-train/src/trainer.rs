@@ -3,6 +3,7 @@
 use crate::backend::Backend;
 use crate::classifier::{Classifier, Network};
 use crate::config::{Monitor, TrainConfig};
+use crate::diagnostics::Diagnostics;
 use crate::error::{Result, TrainError};
 use crate::eval::{EvalReport, evaluate};
 use crate::guard::NonFiniteGuard;
@@ -253,7 +254,7 @@ pub fn train_network<N: Network>(
     device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
     let ad = device.clone().autodiff();
     let net = build(&ad)?;
-    let model = Classifier::new(net);
+    let mut model = Classifier::new(net);
 
     let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
         let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
@@ -274,6 +275,13 @@ pub fn train_network<N: Network>(
     train_loader.set_epoch(start_epoch as u64);
     let valid_loader = loader(data.valid.clone(), data.eval_transforms.clone(), false)?;
     let steps_per_epoch = train_loader.num_batches();
+    // About eight measured steps per epoch: enough for a mean, too few to cost time.
+    let diagnostics = config
+        .diagnostics
+        .then(|| Diagnostics::new(steps_per_epoch.div_ceil(8), &run.root));
+    if let Some(d) = &diagnostics {
+        model = model.with_diagnostics(d.clone());
+    }
     let train_items = data.train.len();
     let has_validation = !data.valid.is_empty();
 
@@ -324,12 +332,10 @@ pub fn train_network<N: Network>(
     .metric_valid_numeric(TopKAccuracyMetric::new(k))
     .metric_train_numeric(LearningRateMetric::new())
     .with_metric_logger(FileMetricLogger::new(&run.root))
-    .with_metric_logger(RunLogger::new(
-        run.metrics(),
-        records.clone(),
-        train_items,
-        has_validation,
-    ))
+    .with_metric_logger(
+        RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
+            .with_diagnostics(diagnostics),
+    )
     .with_custom_checkpointers(
         AtomicCheckpointer::new(&ckpt, "model"),
         AtomicCheckpointer::new(&ckpt, "optim"),

@@ -1,6 +1,7 @@
 //! End-to-end training on the MNIST subset the repository ships, on the Flex CPU backend.
 
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
+use ember_train::diagnostics::{read_activations, read_gradients};
 use ember_train::logger::read_metrics;
 use ember_train::{Backend, TrainError, trainer};
 use std::path::PathBuf;
@@ -97,6 +98,34 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         "{text}"
     );
 
+    // Per-layer diagnostics: every parameterised layer and every tap, once per epoch.
+    let grads = read_gradients(&out.join("gradients.csv")).unwrap();
+    let layers = |e: usize| -> Vec<String> {
+        grads
+            .iter()
+            .filter(|r| r.epoch == e)
+            .map(|r| r.gradient.layer.clone())
+            .collect()
+    };
+    assert_eq!(layers(1), ["conv1.conv", "conv2.conv", "fc1", "fc2", "fc3"]);
+    assert_eq!(layers(2), layers(1));
+    assert!(grads.iter().all(|r| r.gradient.grad_norm > 0.0
+        && r.gradient.grad_norm.is_finite()
+        && r.gradient.weight_norm > 0.0));
+    let acts = read_activations(&out.join("activations.csv")).unwrap();
+    let conv1 = acts
+        .iter()
+        .find(|r| r.epoch == 1 && r.stats.layer == "conv1")
+        .unwrap();
+    // After a ReLU: non-negative mean, some units off, not all.
+    assert!(conv1.stats.mean > 0.0 && conv1.stats.std > 0.0, "{conv1:?}");
+    assert!(
+        (0.05..0.95).contains(&conv1.stats.zero_fraction),
+        "{conv1:?}"
+    );
+    let logits = acts.iter().find(|r| r.stats.layer == "fc3").unwrap();
+    assert_eq!(logits.stats.zero_fraction, 0.0, "logits have no ReLU");
+
     // The saved config repeats the run.
     let again = TrainConfig::load(&out.join("config.toml")).unwrap();
     assert_eq!(again, config);
@@ -113,6 +142,9 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     let resumed = trainer::train(&longer, true).unwrap();
     let rows3 = read_metrics(&out.join("metrics.csv")).unwrap();
     assert_eq!(rows3.len(), 3);
+    let grads3 = read_gradients(&out.join("gradients.csv")).unwrap();
+    assert_eq!(grads3.len(), 15, "five layers for each of three epochs");
+    assert_eq!(grads3[..10], grads[..], "earlier epochs' diagnostics kept");
     assert_eq!(rows3[..2], rows[..], "earlier epochs kept as they were");
     assert_eq!(resumed.records.len(), 3);
 }

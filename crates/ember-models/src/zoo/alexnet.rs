@@ -2,6 +2,7 @@
 //! channels), with the paper's local response normalisation as an option.
 
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -111,23 +112,27 @@ fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 impl AlexNet {
     /// `[N, C, H, W]` images (224x224 canonical, at least 63x63) to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each layer's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
         let lrn = |l: &Option<LocalResponseNorm>, x: Tensor<4>| match l {
             Some(l) => l.forward(x),
             None => x,
         };
-        let x = self
-            .pool
-            .forward(lrn(&self.lrn1, relu(self.conv1.forward(images))));
-        let x = self
-            .pool
-            .forward(lrn(&self.lrn2, relu(self.conv2.forward(x))));
-        let x = relu(self.conv3.forward(x));
-        let x = relu(self.conv4.forward(x));
-        let x = self.pool.forward(relu(self.conv5.forward(x)));
+        let x = taps.tap("conv1", relu(self.conv1.forward(images)));
+        let x = taps.tap("pool1", self.pool.forward(lrn(&self.lrn1, x)));
+        let x = taps.tap("conv2", relu(self.conv2.forward(x)));
+        let x = taps.tap("pool2", self.pool.forward(lrn(&self.lrn2, x)));
+        let x = taps.tap("conv3", relu(self.conv3.forward(x)));
+        let x = taps.tap("conv4", relu(self.conv4.forward(x)));
+        let x = taps.tap("conv5", relu(self.conv5.forward(x)));
+        let x = taps.tap("pool3", self.pool.forward(x));
         let x = self.avgpool.forward(x).flatten::<2>(1, 3);
-        let x = relu(self.fc1.forward(self.dropout.forward(x)));
-        let x = relu(self.fc2.forward(self.dropout.forward(x)));
-        self.fc3.forward(x)
+        let x = taps.tap("fc1", relu(self.fc1.forward(self.dropout.forward(x))));
+        let x = taps.tap("fc2", relu(self.fc2.forward(self.dropout.forward(x))));
+        taps.tap("fc3", self.fc3.forward(x))
     }
 }
 

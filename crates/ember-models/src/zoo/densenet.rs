@@ -3,6 +3,7 @@
 
 use super::Stem;
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{
@@ -294,19 +295,31 @@ impl DenseNetConfig {
 impl DenseNet {
     /// `[N, C, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.norm0.forward(self.conv0.forward(images)));
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing the stem's, each dense block's and each
+    /// transition's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        let mut x = taps.tap(
+            "norm0",
+            relu(self.norm0.forward(self.conv0.forward(images))),
+        );
         if let Some(pool) = &self.pool0 {
-            x = pool.forward(x);
+            x = taps.tap("pool0", pool.forward(x));
         }
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x);
+            x = taps.scoped("blocks", |taps| taps.tap(i, block.forward(x)));
             if let Some(tr) = self.transitions.get(i) {
-                x = tr.forward(x);
+                x = taps.scoped("transitions", |taps| taps.tap(i, tr.forward(x)));
             }
         }
-        let x = relu(self.norm5.forward(x));
-        self.classifier
-            .forward(self.avgpool.forward(x).flatten::<2>(1, 3))
+        let x = taps.tap("norm5", relu(self.norm5.forward(x)));
+        taps.tap(
+            "classifier",
+            self.classifier
+                .forward(self.avgpool.forward(x).flatten::<2>(1, 3)),
+        )
     }
 }
 

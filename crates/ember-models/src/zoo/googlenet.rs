@@ -3,6 +3,7 @@
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, forward_all};
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -282,28 +283,42 @@ impl GoogLeNet {
         self.forward_with_aux(images).0
     }
 
+    /// [`forward`](Self::forward), handing each stem layer's and Inception block's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        self.forward_inner(images, taps).0
+    }
+
     /// Main logits and the auxiliary heads' logits (empty unless built with `aux_logits`).
     /// The paper adds the auxiliary losses with weight 0.3 during training.
     pub fn forward_with_aux(&self, images: Tensor<4>) -> (Tensor<2>, Vec<Tensor<2>>) {
-        let x = self.pool.forward(self.conv1.forward(images));
-        let x = self.conv3.forward(self.conv2.forward(x));
-        let mut x = self.pool.forward(x);
+        self.forward_inner(images, &mut Taps::none())
+    }
+
+    fn forward_inner(&self, images: Tensor<4>, taps: &mut Taps) -> (Tensor<2>, Vec<Tensor<2>>) {
+        let x = taps.tap("conv1", self.conv1.forward(images));
+        let x = taps.tap("maxpool1", self.pool.forward(x));
+        let x = taps.tap("conv2", self.conv2.forward(x));
+        let x = taps.tap("conv3", self.conv3.forward(x));
+        let mut x = taps.tap("maxpool2", self.pool.forward(x));
         let mut aux = Vec::new();
         for (i, block) in self.inception.iter().enumerate() {
-            x = block.forward(x);
+            x = taps.scoped("inception", |taps| taps.tap(i, block.forward(x)));
             if let Some(k) = AUX_AFTER.iter().position(|&a| a == i)
                 && let Some(head) = self.aux.get(k)
             {
                 aux.push(head.forward(x.clone()));
             }
             if POOL_AFTER[0] == i {
-                x = self.pool.forward(x);
+                x = taps.tap("maxpool3", self.pool.forward(x));
             } else if POOL_AFTER[1] == i {
-                x = self.pool4.forward(x);
+                x = taps.tap("maxpool4", self.pool4.forward(x));
             }
         }
         let x = self.avgpool.forward(x).flatten::<2>(1, 3);
-        (self.fc.forward(self.dropout.forward(x)), aux)
+        (
+            taps.tap("fc", self.fc.forward(self.dropout.forward(x))),
+            aux,
+        )
     }
 }
 

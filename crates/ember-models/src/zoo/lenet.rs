@@ -3,6 +3,7 @@
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig};
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -161,8 +162,15 @@ impl LeNetConfig {
 impl LeNet {
     /// `[N, C, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool1.forward(self.conv1.forward(images));
-        let x = self.pool2.forward(self.conv2.forward(x));
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each layer's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        let x = taps.tap("conv1", self.conv1.forward(images));
+        let x = taps.tap("pool1", self.pool1.forward(x));
+        let x = taps.tap("conv2", self.conv2.forward(x));
+        let x = taps.tap("pool2", self.pool2.forward(x));
         let x = x.flatten::<2>(1, 3);
         let dense = |fc: &Linear, bn: &Option<BatchNorm>, x| {
             let x = fc.forward(x);
@@ -172,9 +180,9 @@ impl LeNet {
             };
             self.activation.forward(x)
         };
-        let x = dense(&self.fc1, &self.bn1, x);
-        let x = dense(&self.fc2, &self.bn2, x);
-        self.fc3.forward(x)
+        let x = taps.tap("fc1", dense(&self.fc1, &self.bn1, x));
+        let x = taps.tap("fc2", dense(&self.fc2, &self.bn2, x));
+        taps.tap("fc3", self.fc3.forward(x))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Softmax regression and the multilayer perceptron: the dense baselines CNNs are compared with.
 
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -79,13 +80,19 @@ impl MlpConfig {
 impl Mlp {
     /// `[N, C, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each layer's output (after its activation) to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
         let mut x = images.flatten::<2>(1, 3);
-        for layer in &self.hidden {
-            x = self
-                .dropout
-                .forward(self.activation.forward(layer.forward(x)));
+        for (i, layer) in self.hidden.iter().enumerate() {
+            let h = taps.scoped("hidden", |taps| {
+                taps.tap(i, self.activation.forward(layer.forward(x)))
+            });
+            x = self.dropout.forward(h);
         }
-        self.output.forward(x)
+        taps.tap("output", self.output.forward(x))
     }
 }
 

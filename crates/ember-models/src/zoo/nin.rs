@@ -2,6 +2,7 @@
 //! convolutions (a per-pixel MLP across channels); global average pooling replaces dense layers.
 
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -60,10 +61,15 @@ impl NinBlockConfig {
 impl NinBlock {
     /// `[N, C, H, W] -> [N, out, H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_tapped(x, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each convolution's output to `taps`.
+    pub fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Tensor<4> {
         let relu = |x| Activation::Relu.forward(x);
-        let x = relu(self.conv.forward(x));
-        let x = relu(self.mlp1.forward(x));
-        relu(self.mlp2.forward(x))
+        let x = taps.tap("conv", relu(self.conv.forward(x)));
+        let x = taps.tap("mlp1", relu(self.mlp1.forward(x)));
+        taps.tap("mlp2", relu(self.mlp2.forward(x)))
     }
 }
 
@@ -136,18 +142,26 @@ impl NinConfig {
 impl Nin {
     /// `[N, C, H, W]` images (224x224 canonical) to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each block's and layer's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
         let last = self.blocks.len() - 1;
         let mut x = images;
         for (i, block) in self.blocks.iter().enumerate() {
             if i == last {
                 x = self.dropout.forward(x);
             }
-            x = block.forward(x);
+            x = taps.scoped("blocks", |taps| {
+                let x = taps.scoped(i, |taps| block.forward_tapped(x, taps));
+                taps.tap(i, x)
+            });
             if i < last {
-                x = self.pool.forward(x);
+                x = taps.tap(format!("pool{}", i + 1), self.pool.forward(x));
             }
         }
-        self.gap.forward(x).flatten::<2>(1, 3)
+        taps.tap("gap", self.gap.forward(x)).flatten::<2>(1, 3)
     }
 }
 

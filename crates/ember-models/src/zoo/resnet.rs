@@ -4,6 +4,7 @@
 use super::Stem;
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -357,14 +358,32 @@ impl ResNetConfig {
 impl ResNet {
     /// `[N, C, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = self.stem.forward(images);
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing the stem's and every residual block's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        let mut x = taps.tap("stem", self.stem.forward(images));
         if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
+            x = taps.tap("maxpool", pool.forward(x));
         }
-        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
-            x = stage.iter().fold(x, |x, b| b.forward(x));
+        for (name, stage) in [
+            ("layer1", &self.layer1),
+            ("layer2", &self.layer2),
+            ("layer3", &self.layer3),
+            ("layer4", &self.layer4),
+        ] {
+            x = taps.scoped(name, |taps| {
+                stage
+                    .iter()
+                    .enumerate()
+                    .fold(x, |x, (i, b)| taps.tap(i, b.forward(x)))
+            });
         }
-        self.fc.forward(self.avgpool.forward(x).flatten::<2>(1, 3))
+        taps.tap(
+            "fc",
+            self.fc.forward(self.avgpool.forward(x).flatten::<2>(1, 3)),
+        )
     }
 }
 

@@ -1,7 +1,8 @@
 //! VGG (Simonyan & Zisserman 2014): repeated blocks of 3x3 convolutions and a 2x2 max pool.
 
-use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, forward_all};
+use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
 use crate::summary::{Describe, SummaryError, Tracer};
+use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -61,7 +62,18 @@ impl VggBlockConfig {
 impl VggBlock {
     /// `[N, C, H, W] -> [N, out, H/2, W/2]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool.forward(forward_all(&self.convs, x))
+        self.forward_tapped(x, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each convolution's output to `taps`.
+    pub fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Tensor<4> {
+        let x = taps.scoped("convs", |taps| {
+            self.convs
+                .iter()
+                .enumerate()
+                .fold(x, |x, (i, c)| taps.tap(i, c.forward(x)))
+        });
+        taps.tap("pool", self.pool.forward(x))
     }
 }
 
@@ -163,12 +175,26 @@ impl VggConfig {
 impl Vgg {
     /// `[N, C, H, W]` images (224x224 canonical, at least 32x32) to `[N, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.blocks.iter().fold(images, |x, b| b.forward(x));
+        self.forward_tapped(images, &mut Taps::none())
+    }
+
+    /// [`forward`](Self::forward), handing each block's and layer's output to `taps`.
+    pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        let x = taps.scoped("blocks", |taps| {
+            self.blocks.iter().enumerate().fold(images, |x, (i, b)| {
+                let x = taps.scoped(i, |taps| b.forward_tapped(x, taps));
+                taps.tap(i, x)
+            })
+        });
         let x = self.avgpool.forward(x).flatten::<2>(1, 3);
         let relu = |x| Activation::Relu.forward(x);
-        let x = self.dropout.forward(relu(self.fc1.forward(x)));
-        let x = self.dropout.forward(relu(self.fc2.forward(x)));
-        self.fc3.forward(x)
+        let x = self
+            .dropout
+            .forward(taps.tap("fc1", relu(self.fc1.forward(x))));
+        let x = self
+            .dropout
+            .forward(taps.tap("fc2", relu(self.fc2.forward(x))));
+        taps.tap("fc3", self.fc3.forward(x))
     }
 }
 

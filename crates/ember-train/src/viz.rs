@@ -1,0 +1,557 @@
+//! Pictures of what a network computes: its convolution kernels, the feature maps of one
+//! image, the image patches that excite a unit most, and the per-layer gradient diagnostics.
+//!
+//! The maximally activating patches follow the book's recipe: run the held-out images
+//! through the network, keep for each channel the `K` positions with the largest response,
+//! and crop each from its image to the receptive field of that unit, as the summary's
+//! receptive-field arithmetic places it ([`LayerRow::field_of`]).
+
+use crate::diagnostics::{ActivationRow, GradientRow};
+use crate::error::{Result, TrainError};
+use crate::plot::{err, palette, register_font};
+use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Int, Tensor};
+use ember_data::loader::{ImageLoader, LoaderConfig};
+use ember_data::transform::{Transform, apply_all, displayable};
+use ember_data::{Image, ImageItem};
+use ember_models::{LayerRow, Model, Taps};
+use image::{Rgb, RgbImage};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Arc;
+
+const GAP: usize = 2;
+const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
+
+/// Reads any float tensor back as `f32`s.
+fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Training(format!("reading a tensor back: {e:?}")))
+}
+
+fn read_int<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
+    t.into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| TrainError::Training(format!("reading a tensor back: {e:?}")))
+}
+
+/// The convolution kernels of `module`, `[c_out, c_in, kh, kw]`, by layer path (e.g.
+/// `conv1.conv`), in parameter order.
+pub fn conv_kernels<M: Module>(module: &M) -> Vec<(String, Tensor<4>)> {
+    #[derive(Default)]
+    struct Collect {
+        path: Vec<String>,
+        found: Vec<(String, Tensor<4>)>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            let name = if container.starts_with("Enum:") {
+                ""
+            } else {
+                name
+            };
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let parts: Vec<&str> = self
+                .path
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !p.is_empty())
+                .collect();
+            let dims = param.lazy_shape();
+            let d = dims.as_slice();
+            if d.len() == 4 && parts.last() == Some(&"weight") {
+                let layer = parts[..parts.len() - 1].join(".");
+                let w = param.val().reshape([d[0], d[1], d[2], d[3]]);
+                self.found.push((layer, w));
+            }
+        }
+    }
+    let mut c = Collect::default();
+    module.visit(&mut c);
+    c.found
+}
+
+/// Paints `src` (an `h x w` grid of colours) scaled by `scale` at `(x0, y0)`.
+fn blit(
+    canvas: &mut RgbImage,
+    x0: usize,
+    y0: usize,
+    h: usize,
+    w: usize,
+    scale: usize,
+    src: &[[u8; 3]],
+) {
+    for y in 0..h * scale {
+        for x in 0..w * scale {
+            let c = src[(y / scale) * w + x / scale];
+            canvas.put_pixel((x0 + x) as u32, (y0 + y) as u32, Rgb(c));
+        }
+    }
+}
+
+/// A grid of equal tiles, `cols` wide.
+fn tile_grid(tiles: &[(usize, usize, Vec<[u8; 3]>)], cols: usize, min_tile: usize) -> RgbImage {
+    let th = tiles.iter().map(|t| t.0).max().unwrap_or(1).max(1);
+    let tw = tiles.iter().map(|t| t.1).max().unwrap_or(1).max(1);
+    let scale = min_tile.div_ceil(th.max(tw)).max(1);
+    let cols = cols.clamp(1, tiles.len().max(1));
+    let rows = tiles.len().div_ceil(cols).max(1);
+    let (ch, cw) = (th * scale, tw * scale);
+    let mut canvas = RgbImage::from_pixel(
+        (cols * (cw + GAP) + GAP) as u32,
+        (rows * (ch + GAP) + GAP) as u32,
+        BACKGROUND,
+    );
+    for (i, (h, w, px)) in tiles.iter().enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        blit(
+            &mut canvas,
+            GAP + c * (cw + GAP),
+            GAP + r * (ch + GAP),
+            *h,
+            *w,
+            scale,
+            px,
+        );
+    }
+    canvas
+}
+
+/// Blue (negative) - white (zero) - red (positive), for `t` in [-1, 1].
+pub fn diverging(t: f32) -> [u8; 3] {
+    let t = t.clamp(-1.0, 1.0);
+    let fade = |a: f32| (255.0 * (1.0 - a)).round() as u8;
+    if t >= 0.0 {
+        [255, fade(t), fade(t)]
+    } else {
+        [fade(-t), fade(-t), 255]
+    }
+}
+
+/// Viridis (dark blue - green - yellow), for `t` in [0, 1]: linear between five stops of
+/// matplotlib's map.
+pub fn viridis(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 5] = [
+        [68.0, 1.0, 84.0],
+        [59.0, 82.0, 139.0],
+        [33.0, 145.0, 140.0],
+        [94.0, 201.0, 98.0],
+        [253.0, 231.0, 37.0],
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    } * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let f = t - i as f32;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    [0, 1, 2].map(|k| (a[k] + (b[k] - a[k]) * f).round() as u8)
+}
+
+fn rgb_of(img: &Image) -> Vec<[u8; 3]> {
+    img.to_rgb8()
+        .chunks_exact(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+/// The kernels `[c_out, c_in, kh, kw]` as a grid, one tile per output channel: in colour
+/// when the layer reads RGB (each filter scaled by its own largest |w| around grey), else
+/// the mean over input channels on a blue-white-red scale.
+pub fn filter_grid(weights: &Tensor<4>) -> Result<RgbImage> {
+    let [co, ci, kh, kw] = weights.dims();
+    let v = read(weights.clone())?;
+    let per_filter = ci * kh * kw;
+    let plane = kh * kw;
+    let tiles: Vec<_> = (0..co)
+        .map(|o| {
+            let f = &v[o * per_filter..(o + 1) * per_filter];
+            let peak = f.iter().fold(1e-12f32, |m, x| m.max(x.abs()));
+            let px: Vec<[u8; 3]> = if ci == 3 {
+                (0..plane)
+                    .map(|i| {
+                        [0, 1, 2].map(|c| {
+                            ((0.5 + f[c * plane + i] / (2.0 * peak)) * 255.0).round() as u8
+                        })
+                    })
+                    .collect()
+            } else {
+                let mean: Vec<f32> = (0..plane)
+                    .map(|i| (0..ci).map(|c| f[c * plane + i]).sum::<f32>() / ci as f32)
+                    .collect();
+                let peak = mean.iter().fold(1e-12f32, |m, x| m.max(x.abs()));
+                mean.iter().map(|&x| diverging(x / peak)).collect()
+            };
+            (kh, kw, px)
+        })
+        .collect();
+    let cols = (co as f64).sqrt().ceil() as usize;
+    Ok(tile_grid(&tiles, cols, 64))
+}
+
+/// The input image, then each channel of `maps` (`[C, H, W]` of one image) scaled from its
+/// own minimum to maximum on the viridis scale.
+pub fn feature_grid(input: &Image, maps: &Tensor<3>) -> Result<RgbImage> {
+    let [c, h, w] = maps.dims();
+    let v = read(maps.clone())?;
+    let mut tiles = vec![(input.height, input.width, rgb_of(input))];
+    // Feature maps are smaller than the image: scale them to the image's size.
+    let up = (input.height / h.max(1)).max(1);
+    for ch in 0..c {
+        let m = &v[ch * h * w..(ch + 1) * h * w];
+        let (lo, hi) = m
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        let span = (hi - lo).max(1e-12);
+        let mut px = Vec::with_capacity(h * w * up * up);
+        for y in 0..h * up {
+            for x in 0..w * up {
+                px.push(viridis((m[(y / up) * w + x / up] - lo) / span));
+            }
+        }
+        tiles.push((h * up, w * up, px));
+    }
+    let cols = ((tiles.len() as f64).sqrt().ceil() as usize).max(4);
+    Ok(tile_grid(&tiles, cols, 56))
+}
+
+/// The names of the layers and blocks whose outputs can be shown (tap points), in forward
+/// order, for images of shape `input`.
+pub fn layer_names(model: &Model, input: [usize; 3], device: &Device) -> Vec<String> {
+    let [c, h, w] = input;
+    let mut taps = Taps::only(Vec::<String>::new());
+    model.forward_tapped(Tensor::zeros([1, c, h, w], device), &mut taps);
+    taps.points().to_vec()
+}
+
+/// The output of layer `name` for a batch of images, or an error listing the layers.
+pub fn layer_output(model: &Model, images: Tensor<4>, name: &str) -> Result<Tensor<4>> {
+    let mut taps = Taps::only([name]);
+    model.forward_tapped(images, &mut taps);
+    match taps.get(name) {
+        Some(t) => Ok(t.clone()),
+        None => Err(TrainError::Config(format!(
+            "no layer `{name}`; the layers with outputs to show are: {}",
+            taps.points().join(", ")
+        ))),
+    }
+}
+
+/// One of the strongest responses of a channel: its value, the image and the position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    /// Channel of the layer.
+    pub channel: usize,
+    /// The activation.
+    pub value: f32,
+    /// Index of the image in the dataset.
+    pub index: usize,
+    /// Row of the unit in the layer's output.
+    pub y: usize,
+    /// Column of the unit.
+    pub x: usize,
+}
+
+/// For each of the first `channels` channels of layer `layer`, the `k` images of `dataset`
+/// (after `transforms`) whose strongest unit responds most, strongest first (one patch per
+/// image and channel, so that the `k` patches show `k` different images).
+pub fn top_patches(
+    model: &Model,
+    dataset: Arc<dyn Dataset<ImageItem>>,
+    transforms: &[Transform],
+    layer: &str,
+    channels: usize,
+    k: usize,
+    device: &Device,
+) -> Result<Vec<Vec<Patch>>> {
+    let loader = ImageLoader::new(
+        dataset,
+        transforms.to_vec(),
+        LoaderConfig {
+            batch_size: 128,
+            shuffle: false,
+            seed: 0,
+            workers: 2,
+            drop_last: false,
+        },
+        device.clone(),
+    )?;
+    let mut best: Vec<Vec<Patch>> = Vec::new();
+    let mut seen = 0usize;
+    for batch in loader.iter() {
+        let batch = batch.map_err(|e| TrainError::Training(format!("reading a batch: {e}")))?;
+        let out = layer_output(model, batch.images, layer)?;
+        let [b, c, h, w] = out.dims();
+        let n = channels.min(c);
+        best.resize(n, Vec::new());
+        let (values, positions) = out
+            .narrow(1, 0, n)
+            .reshape([b, n, h * w])
+            .max_dim_with_indices(2);
+        let values = read(values)?;
+        let positions = read_int(positions)?;
+        for i in 0..b {
+            for (ch, list) in best.iter_mut().enumerate() {
+                let value = values[i * n + ch];
+                let pos = positions[i * n + ch].max(0) as usize;
+                list.push(Patch {
+                    channel: ch,
+                    value,
+                    index: seen + i,
+                    y: pos / w,
+                    x: pos % w,
+                });
+                // Strongest first; ties keep the earlier image.
+                list.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.index.cmp(&b.index)));
+                list.truncate(k);
+            }
+        }
+        seen += b;
+    }
+    Ok(best)
+}
+
+/// The patches as a grid, one row per channel: each crop is the unit's receptive field
+/// (`row`), clipped to the image; the part of the field that lies in the padding is grey.
+pub fn patch_grid(
+    dataset: &dyn Dataset<ImageItem>,
+    transforms: &[Transform],
+    row: &LayerRow,
+    patches: &[Vec<Patch>],
+) -> Result<RgbImage> {
+    let rf = row.receptive_field;
+    let k = patches.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut tiles = Vec::new();
+    for list in patches {
+        for i in 0..k {
+            let mut px = vec![[200u8, 200, 200]; rf * rf];
+            if let Some(p) = list.get(i) {
+                let item = dataset
+                    .get(p.index)
+                    .map_err(|e| TrainError::Training(format!("image {}: {e}", p.index)))?;
+                let img = apply_all(transforms, item.image, 0, 0, p.index as u64)
+                    .map_err(|e| TrainError::Training(format!("image {}: {e}", p.index)))?;
+                let img = displayable(transforms, img);
+                let rgb = rgb_of(&img);
+                let [top, left, bottom, right] = row.field_of(p.y, p.x, img.height, img.width);
+                // Where the clipped crop sits inside the full field.
+                let oy =
+                    (top as i64 - (row.receptive_field_start + (p.y * row.jump) as i64)) as usize;
+                let ox =
+                    (left as i64 - (row.receptive_field_start + (p.x * row.jump) as i64)) as usize;
+                for y in top..bottom {
+                    for x in left..right {
+                        px[(oy + y - top) * rf + ox + x - left] = rgb[y * img.width + x];
+                    }
+                }
+            }
+            tiles.push((rf, rf, px));
+        }
+    }
+    Ok(tile_grid(&tiles, k, 48))
+}
+
+/// Saves an image as PNG, naming the file in the error.
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| TrainError::file(path, format!("cannot encode the PNG: {e}")))?;
+    crate::run::write_atomic(path, &bytes)
+}
+
+/// Three panels by layer (x: layers in forward order): gradient norm (log scale), activation
+/// standard deviation, and fraction of zero activations, one line per epoch (light to dark).
+pub fn diagnostics_png(grads: &[GradientRow], acts: &[ActivationRow], path: &Path) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, (1500, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let panels = root.split_evenly((1, 3));
+    let g_layers = order(grads.iter().map(|r| r.gradient.layer.as_str()));
+    let a_layers = order(acts.iter().map(|r| r.stats.layer.as_str()));
+    let g = per_epoch(
+        &g_layers,
+        grads
+            .iter()
+            .map(|r| (r.epoch, r.gradient.layer.as_str(), r.gradient.grad_norm)),
+    );
+    let s = per_epoch(
+        &a_layers,
+        acts.iter()
+            .map(|r| (r.epoch, r.stats.layer.as_str(), r.stats.std)),
+    );
+    let z = per_epoch(
+        &a_layers,
+        acts.iter()
+            .map(|r| (r.epoch, r.stats.layer.as_str(), r.stats.zero_fraction)),
+    );
+    by_layer_panel(
+        &panels[0],
+        "Gradient norm ||g|| by layer",
+        &g_layers,
+        &g,
+        true,
+        path,
+    )?;
+    by_layer_panel(
+        &panels[1],
+        "Activation std by layer",
+        &a_layers,
+        &s,
+        false,
+        path,
+    )?;
+    by_layer_panel(
+        &panels[2],
+        "Fraction of zero activations",
+        &a_layers,
+        &z,
+        false,
+        path,
+    )?;
+    root.present().map_err(|e| err(path, e))?;
+    Ok(())
+}
+
+/// Distinct names in first-seen order.
+fn order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
+}
+
+/// One line per epoch of `(layer index, value)` points.
+type EpochLines = Vec<(usize, Vec<(f64, f64)>)>;
+
+fn per_epoch<'a>(
+    layers: &[String],
+    values: impl Iterator<Item = (usize, &'a str, f64)>,
+) -> EpochLines {
+    let mut lines: EpochLines = Vec::new();
+    for (epoch, layer, v) in values {
+        let Some(i) = layers.iter().position(|x| x == layer) else {
+            continue;
+        };
+        match lines.iter_mut().find(|(e, _)| *e == epoch) {
+            Some((_, pts)) => pts.push((i as f64, v)),
+            None => lines.push((epoch, vec![(i as f64, v)])),
+        }
+    }
+    lines.sort_by_key(|(e, _)| *e);
+    for (_, pts) in &mut lines {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
+}
+
+/// Light (first epoch) to dark (last) shades of one hue.
+fn epoch_shade(i: usize, n: usize) -> RGBColor {
+    let base = palette(0);
+    let t = if n <= 1 {
+        1.0
+    } else {
+        i as f64 / (n - 1) as f64
+    };
+    let mix = |c: u8| (255.0 - (255.0 - c as f64) * (0.3 + 0.7 * t)).round() as u8;
+    RGBColor(mix(base.0), mix(base.1), mix(base.2))
+}
+
+fn by_layer_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    layers: &[String],
+    lines: &EpochLines,
+    log: bool,
+    path: &Path,
+) -> Result<()> {
+    // A log axis is drawn as log10 of the values on a linear one, labelled 1e-3, 1e-2, ...
+    let lines: EpochLines = lines
+        .iter()
+        .map(|(e, pts)| {
+            let pts = pts
+                .iter()
+                .filter(|p| p.1.is_finite() && (!log || p.1 > 0.0))
+                .map(|&(x, y)| (x, if log { y.log10() } else { y }))
+                .collect();
+            (*e, pts)
+        })
+        .collect();
+    let ys = lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.1));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.08).max(if log { 0.1 } else { 1e-3 });
+    let y_range = if log {
+        (lo - pad)..(hi + pad)
+    } else {
+        (lo - pad).min(0.0)..(hi + pad)
+    };
+    let x_max = (layers.len().max(2) - 1) as f64;
+    let names = layers.to_vec();
+    let x_label = move |x: &f64| {
+        let i = x.round() as usize;
+        if (x - i as f64).abs() < 1e-6 {
+            names.get(i).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let y_label = move |y: &f64| {
+        if log {
+            format!("{:.0e}", 10f64.powf(*y))
+        } else {
+            format!("{y:.2}")
+        }
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.3f64..x_max + 0.3, y_range)
+        .map_err(|e| err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_labels(layers.len().min(12))
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|e| err(path, e))?;
+    let n = lines.len();
+    for (i, (epoch, pts)) in lines.iter().enumerate() {
+        let c = epoch_shade(i, n);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)).point_size(2))
+            .map_err(|e| err(path, e))?
+            .label(format!("epoch {epoch}"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(|e| err(path, e))
+}
