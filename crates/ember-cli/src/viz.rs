@@ -7,12 +7,13 @@ use ember_data::split::Subset;
 use ember_data::transform::{apply_all, displayable};
 use ember_data::{DatasetSpec, ImageItem, Split};
 use ember_models::summary::summarize;
-use ember_train::Backend;
+use ember_train::config::TrainConfig;
 use ember_train::diagnostics::{Diagnostics, read_activations, read_gradients};
 use ember_train::logger::read_metrics;
 use ember_train::predict::TrainedModel;
 use ember_train::run::RunDir;
 use ember_train::viz;
+use ember_train::{Backend, trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,8 +79,8 @@ struct PatchesArgs {
     dataset: Option<DatasetSpec>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// test (held out; default) or train.
-    #[arg(long, default_value = "test")]
+    /// val (the run's own held-out validation images, when it had some; the default), test or train.
+    #[arg(long, default_value = "val")]
     split: String,
     /// Layer or block, e.g. `conv2` (a wrong name lists them).
     #[arg(long)]
@@ -203,12 +204,28 @@ fn patches(args: PatchesArgs) -> Result<()> {
         Some(s) => s.clone(),
         None => trained.info.dataset.parse().map_err(anyhow::Error::msg)?,
     };
-    let split = match args.split.as_str() {
-        "test" => Split::Test,
-        "train" => Split::Train,
-        other => bail!("unknown split `{other}`; expected test or train"),
+    let ds = match args.split.as_str() {
+        "val" if args.dataset.is_none() => {
+            // The run's validation split, re-made from its config (splits are seeded).
+            let mut config = TrainConfig::load(&RunDir::new(&args.run).config())?;
+            if let Some(dir) = &args.data_dir {
+                config.data_dir = Some(dir.clone());
+            }
+            let data = trainer::load_data(&config)?;
+            if data.valid.is_empty() {
+                println!("the run held out no validation images; searching the test split");
+                spec.open(args.data_dir.as_deref(), Split::Test)?
+            } else {
+                data.valid
+            }
+        }
+        "val" => {
+            bail!("--split val means the run's validation images; with --dataset use test or train")
+        }
+        "test" => spec.open(args.data_dir.as_deref(), Split::Test)?,
+        "train" => spec.open(args.data_dir.as_deref(), Split::Train)?,
+        other => bail!("unknown split `{other}`; expected val, test or train"),
     };
-    let ds = spec.open(args.data_dir.as_deref(), split)?;
     let n = args.limit.unwrap_or(usize::MAX).min(ds.len());
     let ds: Arc<dyn burn::data::dataset::Dataset<ImageItem>> =
         Arc::new(Subset::new(ds, (0..n).collect()));

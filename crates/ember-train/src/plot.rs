@@ -40,73 +40,142 @@ pub fn palette(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
-/// One named line of `(epoch, value)` points.
+/// One named line of `(x, y)` points.
 pub struct Series {
     /// Legend label.
     pub label: String,
     /// Points.
     pub points: Vec<(f64, f64)>,
-    /// Colour index.
-    pub color: usize,
+    /// Colour.
+    pub color: RGBColor,
     /// Dashed (validation) or solid (training).
     pub dashed: bool,
 }
 
-fn panel(
+/// What a panel's axes say.
+#[derive(Debug, Clone, Default)]
+pub struct Axes {
+    /// Caption.
+    pub title: String,
+    /// X axis description.
+    pub x_desc: String,
+    /// Y axis description.
+    pub y_desc: String,
+    /// Logarithmic y axis (non-positive values are left out).
+    pub log_y: bool,
+    /// Names for integer x positions (layers), instead of numbers.
+    pub x_names: Option<Vec<String>>,
+}
+
+/// Draws `series` as lines on `area`, with a legend.
+pub fn line_panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    title: &str,
-    y_desc: &str,
+    axes: &Axes,
     series: &[Series],
     path: &Path,
 ) -> Result<()> {
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x1, mut y0, mut y1) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in pts {
-        if y.is_finite() {
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
+    let log = axes.log_y;
+    // A log axis is drawn as log10 of the values on a linear one, labelled with the values.
+    let lines: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log || p.1 > 0.0))
+                .map(|&(x, y)| (x, if log { y.log10() } else { y }))
+                .collect()
+        })
+        .collect();
+    let all = || lines.iter().flatten();
+    let bounds = |f: fn(&(f64, f64)) -> f64| {
+        all()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            })
+    };
+    let (mut x0, mut x1) = bounds(|p| p.0);
+    let (mut y0, mut y1) = bounds(|p| p.1);
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x1 - x0 < 1.0 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.06).max(if log { 0.05 } else { 1e-3 });
+    let x_pad = if axes.x_names.is_some() { 0.3 } else { 0.0 };
+    let names = axes.x_names.clone();
+    let x_label = move |x: &f64| match &names {
+        Some(n) => {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                n.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         }
-    }
-    if !y0.is_finite() {
-        (y0, y1) = (0.0, 1.0);
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-3);
+        None => format!("{x}"),
+    };
+    let y_label = move |y: &f64| {
+        if !log {
+            return format!("{y:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string();
+        }
+        // Two significant digits: 3.981 -> 4.0, 0.631 -> 0.63.
+        let v = 10f64.powf(*y);
+        if (1e-3..1e4).contains(&v) {
+            let decimals = (1.0 - v.log10().floor()).max(0.0) as usize;
+            format!("{v:.decimals$}")
+        } else {
+            format!("{v:.1e}")
+        }
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 20))
+        .caption(&axes.title, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(36)
+        .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(1f64..x1.max(2.0), (y0 - pad)..(y1 + pad))
+        .build_cartesian_2d((x0 - x_pad)..(x1 + x_pad), (y0 - pad)..(y1 + pad))
         .map_err(|e| err(path, e))?;
+    // Whole-number x (epochs, depths): one label per integer when they fit.
+    let integral = all().all(|p| p.0.fract() == 0.0);
+    let n_x = match &axes.x_names {
+        Some(n) => n.len().min(12),
+        None if integral => ((x1 - x0) as usize + 1).min(12),
+        None => 10,
+    };
     chart
         .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(y_desc)
-        .label_style(("sans-serif", 13))
+        .x_labels(n_x)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .x_desc(axes.x_desc.as_str())
+        .y_desc(axes.y_desc.as_str())
+        .label_style(("sans-serif", 12))
         .draw()
         .map_err(|e| err(path, e))?;
-    for s in series {
-        let color = palette(s.color);
+    for (s, pts) in series.iter().zip(lines) {
+        let color = s.color;
         let style = color.stroke_width(2);
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
-            .filter(|p| p.1.is_finite())
-            .collect();
         let drawn = if s.dashed {
             chart.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))
         } else {
             chart.draw_series(LineSeries::new(pts.clone(), style))
         }
         .map_err(|e| err(path, e))?;
+        let dashed = s.dashed;
         drawn.label(s.label.clone()).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            // A dashed series gets a dashed key.
+            let gap = if dashed { 6 } else { 0 };
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (10 - gap / 2, 0)], color.stroke_width(2))
+                + PathElement::new(vec![(10 + gap / 2, 0), (20, 0)], color.stroke_width(2))
         });
-        if pts.len() == 1 {
+        if pts.len() <= 30 {
             chart
-                .draw_series(std::iter::once(Circle::new(pts[0], 3, color.filled())))
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 2, color.filled())))
                 .map_err(|e| err(path, e))?;
         }
     }
@@ -114,18 +183,33 @@ fn panel(
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13))
+        .label_font(("sans-serif", 12))
         .draw()
         .map_err(|e| err(path, e))?;
     Ok(())
 }
 
+/// Several panels side by side in one PNG, `width` pixels each.
+pub fn panels_png(
+    panels: &[(Axes, Vec<Series>)],
+    width: u32,
+    height: u32,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let n = panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width * n, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let areas = root.split_evenly((1, n as usize));
+    for ((axes, series), area) in panels.iter().zip(&areas) {
+        line_panel(area, axes, series, path)?;
+    }
+    root.present().map_err(|e| err(path, e))?;
+    Ok(())
+}
+
 /// Loss and accuracy curves (training solid, validation dashed) of one or more runs.
 pub fn curves_png(runs: &[(String, Vec<EpochRecord>)], path: &Path) -> Result<()> {
-    register_font();
-    let root = BitMapBackend::new(path, (1200, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(path, e))?;
-    let (left, right) = root.split_horizontally(600);
     let mut loss = Vec::new();
     let mut acc = Vec::new();
     for (i, (name, records)) in runs.iter().enumerate() {
@@ -143,7 +227,7 @@ pub fn curves_png(runs: &[(String, Vec<EpochRecord>)], path: &Path) -> Result<()
         // Training solid, validation dashed; one colour per run (per split for a single run).
         let add = |into: &mut Vec<Series>, label: &str, points: Vec<(f64, f64)>, dashed: bool| {
             if !points.is_empty() {
-                let color = if runs.len() > 1 { i } else { dashed as usize };
+                let color = palette(if runs.len() > 1 { i } else { dashed as usize });
                 into.push(Series {
                     label: format!("{prefix}{label}"),
                     points,
@@ -167,10 +251,21 @@ pub fn curves_png(runs: &[(String, Vec<EpochRecord>)], path: &Path) -> Result<()
             true,
         );
     }
-    panel(&left, "Loss", "cross-entropy", &loss, path)?;
-    panel(&right, "Accuracy", "%", &acc, path)?;
-    root.present().map_err(|e| err(path, e))?;
-    Ok(())
+    let axes = |title: &str, y: &str| Axes {
+        title: title.into(),
+        x_desc: "epoch".into(),
+        y_desc: y.into(),
+        ..Axes::default()
+    };
+    panels_png(
+        &[
+            (axes("Loss", "cross-entropy"), loss),
+            (axes("Accuracy", "%"), acc),
+        ],
+        600,
+        460,
+        path,
+    )
 }
 
 /// The confusion matrix, rows = true class, columns = predicted, shaded by row fraction.

@@ -8,7 +8,7 @@
 
 use crate::diagnostics::{ActivationRow, GradientRow};
 use crate::error::{Result, TrainError};
-use crate::plot::{err, palette, register_font};
+use crate::plot::{Axes, Series, palette, panels_png};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::module::{Module, ModuleVisitor, Param};
@@ -18,7 +18,7 @@ use ember_data::transform::{Transform, apply_all, displayable};
 use ember_data::{Image, ImageItem};
 use ember_models::{LayerRow, Model, Taps};
 use image::{Rgb, RgbImage};
-use plotters::prelude::*;
+use plotters::style::RGBColor;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -378,10 +378,6 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
 /// Three panels by layer (x: layers in forward order): gradient norm (log scale), activation
 /// standard deviation, and fraction of zero activations, one line per epoch (light to dark).
 pub fn diagnostics_png(grads: &[GradientRow], acts: &[ActivationRow], path: &Path) -> Result<()> {
-    register_font();
-    let root = BitMapBackend::new(path, (1500, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(path, e))?;
-    let panels = root.split_evenly((1, 3));
     let g_layers = order(grads.iter().map(|r| r.gradient.layer.as_str()));
     let a_layers = order(acts.iter().map(|r| r.stats.layer.as_str()));
     let g = per_epoch(
@@ -400,32 +396,23 @@ pub fn diagnostics_png(grads: &[GradientRow], acts: &[ActivationRow], path: &Pat
         acts.iter()
             .map(|r| (r.epoch, r.stats.layer.as_str(), r.stats.zero_fraction)),
     );
-    by_layer_panel(
-        &panels[0],
-        "Gradient norm ||g|| by layer",
-        &g_layers,
-        &g,
-        true,
+    let axes = |title: &str, layers: &[String], log_y: bool| Axes {
+        title: title.into(),
+        x_desc: String::new(),
+        y_desc: String::new(),
+        log_y,
+        x_names: Some(layers.to_vec()),
+    };
+    panels_png(
+        &[
+            (axes("Gradient norm ||g|| by layer", &g_layers, true), g),
+            (axes("Activation std by layer", &a_layers, false), s),
+            (axes("Fraction of zero activations", &a_layers, false), z),
+        ],
+        500,
+        460,
         path,
-    )?;
-    by_layer_panel(
-        &panels[1],
-        "Activation std by layer",
-        &a_layers,
-        &s,
-        false,
-        path,
-    )?;
-    by_layer_panel(
-        &panels[2],
-        "Fraction of zero activations",
-        &a_layers,
-        &z,
-        false,
-        path,
-    )?;
-    root.present().map_err(|e| err(path, e))?;
-    Ok(())
+    )
 }
 
 /// Distinct names in first-seen order.
@@ -439,14 +426,12 @@ fn order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     out
 }
 
-/// One line per epoch of `(layer index, value)` points.
-type EpochLines = Vec<(usize, Vec<(f64, f64)>)>;
-
+/// One line per epoch (light to dark) of `(layer index, value)` points.
 fn per_epoch<'a>(
     layers: &[String],
     values: impl Iterator<Item = (usize, &'a str, f64)>,
-) -> EpochLines {
-    let mut lines: EpochLines = Vec::new();
+) -> Vec<Series> {
+    let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
     for (epoch, layer, v) in values {
         let Some(i) = layers.iter().position(|x| x == layer) else {
             continue;
@@ -457,10 +442,20 @@ fn per_epoch<'a>(
         }
     }
     lines.sort_by_key(|(e, _)| *e);
-    for (_, pts) in &mut lines {
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
+    let n = lines.len();
     lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, (epoch, mut points))| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: format!("epoch {epoch}"),
+                points,
+                color: epoch_shade(i, n),
+                dashed: false,
+            }
+        })
+        .collect()
 }
 
 /// Light (first epoch) to dark (last) shades of one hue.
@@ -473,85 +468,4 @@ fn epoch_shade(i: usize, n: usize) -> RGBColor {
     };
     let mix = |c: u8| (255.0 - (255.0 - c as f64) * (0.3 + 0.7 * t)).round() as u8;
     RGBColor(mix(base.0), mix(base.1), mix(base.2))
-}
-
-fn by_layer_panel(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    title: &str,
-    layers: &[String],
-    lines: &EpochLines,
-    log: bool,
-    path: &Path,
-) -> Result<()> {
-    // A log axis is drawn as log10 of the values on a linear one, labelled 1e-3, 1e-2, ...
-    let lines: EpochLines = lines
-        .iter()
-        .map(|(e, pts)| {
-            let pts = pts
-                .iter()
-                .filter(|p| p.1.is_finite() && (!log || p.1 > 0.0))
-                .map(|&(x, y)| (x, if log { y.log10() } else { y }))
-                .collect();
-            (*e, pts)
-        })
-        .collect();
-    let ys = lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.1));
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
-    });
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-    let pad = ((hi - lo) * 0.08).max(if log { 0.1 } else { 1e-3 });
-    let y_range = if log {
-        (lo - pad)..(hi + pad)
-    } else {
-        (lo - pad).min(0.0)..(hi + pad)
-    };
-    let x_max = (layers.len().max(2) - 1) as f64;
-    let names = layers.to_vec();
-    let x_label = move |x: &f64| {
-        let i = x.round() as usize;
-        if (x - i as f64).abs() < 1e-6 {
-            names.get(i).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
-    let y_label = move |y: &f64| {
-        if log {
-            format!("{:.0e}", 10f64.powf(*y))
-        } else {
-            format!("{y:.2}")
-        }
-    };
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.3f64..x_max + 0.3, y_range)
-        .map_err(|e| err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_labels(layers.len().min(12))
-        .x_label_formatter(&x_label)
-        .y_label_formatter(&y_label)
-        .label_style(("sans-serif", 12))
-        .draw()
-        .map_err(|e| err(path, e))?;
-    let n = lines.len();
-    for (i, (epoch, pts)) in lines.iter().enumerate() {
-        let c = epoch_shade(i, n);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)).point_size(2))
-            .map_err(|e| err(path, e))?
-            .label(format!("epoch {epoch}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(|e| err(path, e))
 }
