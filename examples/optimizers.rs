@@ -105,6 +105,7 @@ fn main() -> Result<()> {
                     .collect(),
                 color: palette(*i),
                 dashed: false,
+                markers_only: false,
             })
             .collect::<Vec<_>>()
     };

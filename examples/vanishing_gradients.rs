@@ -186,13 +186,7 @@ fn main() -> Result<()> {
     let probe_loader = ImageLoader::new(
         probe_ds,
         data.eval_transforms.clone(),
-        LoaderConfig {
-            batch_size: 256,
-            shuffle: false,
-            seed: 0,
-            workers: 2,
-            drop_last: false,
-        },
+        LoaderConfig::in_order(256, 2),
         ad.clone(),
     )?;
     let probe = probe_loader
@@ -280,6 +274,7 @@ fn main() -> Result<()> {
                 points: f(o),
                 color: palette(Form::ALL.iter().position(|&x| x == o.form).unwrap_or(0)),
                 dashed: !o.kaiming,
+                markers_only: false,
             })
             .collect()
     };

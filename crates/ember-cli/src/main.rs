@@ -1,6 +1,7 @@
 //! `ember`: the command-line face of Ember.
 
 mod augment;
+mod search;
 mod summary;
 mod train;
 mod viz;
@@ -33,6 +34,11 @@ enum Command {
     Predict(train::PredictArgs),
     /// Pictures of a trained run: filters, feature maps, top patches, curves, gradients.
     Viz(viz::VizArgs),
+    /// Hyper-parameter search over `ember train` options: grid, random or Bayesian (TPE),
+    /// with median or ASHA pruning; resumable.
+    Search(Box<search::SearchArgs>),
+    /// Average the softmax outputs of several trained runs; compare with the best one.
+    Ensemble(search::EnsembleArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => train::eval(args),
         Command::Predict(args) => train::predict(args),
         Command::Viz(args) => viz::run(args),
+        Command::Search(args) => search::run(*args),
+        Command::Ensemble(args) => search::ensemble_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

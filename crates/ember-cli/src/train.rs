@@ -295,13 +295,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let loader = ImageLoader::new(
         ds,
         trained.info.eval_transforms.clone(),
-        LoaderConfig {
-            batch_size: args.batch_size,
-            shuffle: false,
-            seed: 0,
-            workers: args.workers,
-            drop_last: false,
-        },
+        LoaderConfig::in_order(args.batch_size, args.workers),
         device.clone(),
     )?;
     let report = evaluate(&trained.model, &loader, &trained.info.classes)

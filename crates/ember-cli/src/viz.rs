@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ember_data::split::Subset;
 use ember_data::transform::{apply_all, displayable};
-use ember_data::{DatasetSpec, ImageItem, Split};
+use ember_data::{ClassificationDataset, DatasetSpec, ImageItem, Split};
 use ember_models::summary::summarize;
 use ember_train::config::TrainConfig;
 use ember_train::diagnostics::{Diagnostics, read_activations, read_gradients};
@@ -204,28 +204,12 @@ fn patches(args: PatchesArgs) -> Result<()> {
         Some(s) => s.clone(),
         None => trained.info.dataset.parse().map_err(anyhow::Error::msg)?,
     };
-    let ds = match args.split.as_str() {
-        "val" if args.dataset.is_none() => {
-            // The run's validation split, re-made from its config (splits are seeded).
-            let mut config = TrainConfig::load(&RunDir::new(&args.run).config())?;
-            if let Some(dir) = &args.data_dir {
-                config.data_dir = Some(dir.clone());
-            }
-            let data = trainer::load_data(&config)?;
-            if data.valid.is_empty() {
-                println!("the run held out no validation images; searching the test split");
-                spec.open(args.data_dir.as_deref(), Split::Test)?
-            } else {
-                data.valid
-            }
-        }
-        "val" => {
-            bail!("--split val means the run's validation images; with --dataset use test or train")
-        }
-        "test" => spec.open(args.data_dir.as_deref(), Split::Test)?,
-        "train" => spec.open(args.data_dir.as_deref(), Split::Train)?,
-        other => bail!("unknown split `{other}`; expected val, test or train"),
-    };
+    let ds = open_split(
+        &args.run,
+        args.dataset.as_ref(),
+        args.data_dir.as_deref(),
+        &args.split,
+    )?;
     let n = args.limit.unwrap_or(usize::MAX).min(ds.len());
     let ds: Arc<dyn burn::data::dataset::Dataset<ImageItem>> =
         Arc::new(Subset::new(ds, (0..n).collect()));
@@ -308,4 +292,40 @@ fn gradients(args: GradientsArgs) -> Result<()> {
     }
     println!("-> {}", out.display());
     Ok(())
+}
+
+/// The images of `split` for the run in `run`: `val` is the run's own validation split
+/// (re-made from its config: splits are seeded), `test` and `train` the dataset's splits
+/// (`dataset` or the run's).
+pub(crate) fn open_split(
+    run: &Path,
+    dataset: Option<&DatasetSpec>,
+    data_dir: Option<&Path>,
+    split: &str,
+) -> Result<Arc<dyn ClassificationDataset>> {
+    let mut config = TrainConfig::load(&RunDir::new(run).config())?;
+    if let Some(dir) = data_dir {
+        config.data_dir = Some(dir.to_path_buf());
+    }
+    let spec: DatasetSpec = match dataset {
+        Some(s) => s.clone(),
+        None => config.dataset.parse().map_err(anyhow::Error::msg)?,
+    };
+    Ok(match split {
+        "val" if dataset.is_none() => {
+            let data = trainer::load_data(&config)?;
+            if data.valid.is_empty() {
+                println!("the run held out no validation images; using the test split");
+                spec.open(data_dir, Split::Test)?
+            } else {
+                data.valid
+            }
+        }
+        "val" => {
+            bail!("--split val means the run's validation images; with --dataset use test or train")
+        }
+        "test" => spec.open(data_dir, Split::Test)?,
+        "train" => spec.open(data_dir, Split::Train)?,
+        other => bail!("unknown split `{other}`; expected val, test or train"),
+    })
 }

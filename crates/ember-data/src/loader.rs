@@ -55,6 +55,19 @@ impl Default for LoaderConfig {
     }
 }
 
+impl LoaderConfig {
+    /// Dataset order, every item once: evaluation, feature maps, ensembles.
+    pub fn in_order(batch_size: usize, workers: usize) -> Self {
+        Self {
+            batch_size,
+            shuffle: false,
+            seed: 0,
+            workers,
+            drop_last: false,
+        }
+    }
+}
+
 /// The loader; implements Burn's [`DataLoader`], so it plugs into Burn's Learner.
 pub struct ImageLoader {
     dataset: Arc<dyn Dataset<ImageItem>>,

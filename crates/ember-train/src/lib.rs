@@ -20,6 +20,7 @@ pub mod backend;
 pub mod classifier;
 pub mod config;
 pub mod diagnostics;
+pub mod ensemble;
 pub mod error;
 pub mod eval;
 pub mod guard;
@@ -30,6 +31,7 @@ pub mod predict;
 pub mod renderer;
 pub mod run;
 pub mod schedule;
+pub mod search;
 pub mod trainer;
 pub mod viz;
 

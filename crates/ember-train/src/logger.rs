@@ -7,6 +7,7 @@
 use crate::diagnostics::Diagnostics;
 use crate::error::{Result, TrainError};
 use crate::run::write_atomic;
+use burn::train::Interrupter;
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
@@ -140,7 +141,12 @@ pub struct RunLogger {
     epoch_start: Option<Instant>,
     train_seconds: Option<f64>,
     diagnostics: Option<Diagnostics>,
+    hook: Option<(EpochHook, Interrupter)>,
 }
+
+/// Called with each finished epoch's row; returning `true` stops training after that epoch
+/// (the hyper-parameter search's pruners).
+pub type EpochHook = Arc<dyn Fn(&EpochRecord) -> bool + Send + Sync>;
 
 impl RunLogger {
     /// A logger writing to `path`, starting from `records` (earlier epochs of a resumed run).
@@ -160,7 +166,14 @@ impl RunLogger {
             epoch_start: None,
             train_seconds: None,
             diagnostics: None,
+            hook: None,
         }
+    }
+
+    /// Asks `hook` after every epoch whether to stop, stopping through `interrupter`.
+    pub fn with_hook(mut self, hook: Option<EpochHook>, interrupter: Interrupter) -> Self {
+        self.hook = hook.map(|h| (h, interrupter));
+        self
     }
 
     /// Also writes the epoch's gradient and activation statistics.
@@ -190,6 +203,13 @@ impl RunLogger {
                 .map(|s| self.train_items as f64 / s.max(1e-9)),
             seconds,
         };
+        if let Some((hook, interrupter)) = &self.hook
+            && hook(&record)
+        {
+            interrupter.stop(Some(&format!(
+                "stopped after epoch {epoch} by the search's pruner"
+            )));
+        }
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         records.retain(|r| r.epoch < epoch);
         records.push(record);

@@ -50,6 +50,8 @@ pub struct Series {
     pub color: RGBColor,
     /// Dashed (validation) or solid (training).
     pub dashed: bool,
+    /// Points only, no line (scatter).
+    pub markers_only: bool,
 }
 
 /// What a panel's axes say.
@@ -76,13 +78,21 @@ pub fn line_panel(
 ) -> Result<()> {
     let log = axes.log_y;
     // A log axis is drawn as log10 of the values on a linear one, labelled with the values.
+    // Zeros (a gradient that vanished completely) sit a decade below the smallest positive value.
+    let floor = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|y| *y > 0.0 && y.is_finite())
+        .fold(f64::INFINITY, f64::min)
+        / 10.0;
     let lines: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| {
             s.points
                 .iter()
-                .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log || p.1 > 0.0))
-                .map(|&(x, y)| (x, if log { y.log10() } else { y }))
+                .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log || p.1 >= 0.0))
+                .map(|&(x, y)| (x, if log { y.max(floor).log10() } else { y }))
+                .filter(|p| p.1.is_finite())
                 .collect()
         })
         .collect();
@@ -135,20 +145,20 @@ pub fn line_panel(
     let mut chart = ChartBuilder::on(area)
         .caption(&axes.title, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(40)
+        .x_label_area_size(if axes.x_names.is_some() { 110 } else { 40 })
         .y_label_area_size(60)
         .build_cartesian_2d((x0 - x_pad)..(x1 + x_pad), (y0 - pad)..(y1 + pad))
         .map_err(|e| err(path, e))?;
     // Whole-number x (epochs, depths): one label per integer when they fit.
     let integral = all().all(|p| p.0.fract() == 0.0);
     let n_x = match &axes.x_names {
-        Some(n) => n.len().min(12),
+        Some(n) => n.len().min(24),
         None if integral => ((x1 - x0) as usize + 1).min(12),
         None => 10,
     };
     chart
         .configure_mesh()
-        .x_labels(n_x)
+        .x_labels(if axes.x_names.is_some() { 0 } else { n_x })
         .x_label_formatter(&x_label)
         .y_label_formatter(&y_label)
         .x_desc(axes.x_desc.as_str())
@@ -156,9 +166,37 @@ pub fn line_panel(
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(|e| err(path, e))?;
+    if let Some(names) = &axes.x_names {
+        // Layer names read downwards from under their position (the mesh would centre
+        // rotated labels on the tick, over the plot).
+        let style = ("sans-serif", 10)
+            .into_font()
+            .transform(FontTransform::Rotate90)
+            .color(&BLACK);
+        let bottom = y0 - pad;
+        // Backend pixels are the whole image's; the panel draws in its own.
+        let (bx, by) = area.get_base_pixel();
+        for (i, name) in names.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64, bottom));
+            area.draw(&Text::new(
+                name.clone(),
+                (px - bx + 6, py - by + 6),
+                style.clone(),
+            ))
+            .map_err(|e| err(path, e))?;
+        }
+    }
     for (s, pts) in series.iter().zip(lines) {
         let color = s.color;
         let style = color.stroke_width(2);
+        if s.markers_only {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| err(path, e))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            continue;
+        }
         let drawn = if s.dashed {
             chart.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))
         } else {
@@ -233,6 +271,7 @@ pub fn curves_png(runs: &[(String, Vec<EpochRecord>)], path: &Path) -> Result<()
                     points,
                     color,
                     dashed,
+                    markers_only: false,
                 });
             }
         };

@@ -7,7 +7,7 @@ use crate::diagnostics::Diagnostics;
 use crate::error::{Result, TrainError};
 use crate::eval::{EvalReport, evaluate};
 use crate::guard::NonFiniteGuard;
-use crate::logger::{EpochRecord, RunLogger, SharedRecords, read_metrics};
+use crate::logger::{EpochHook, EpochRecord, RunLogger, SharedRecords, read_metrics};
 use crate::renderer::LineRenderer;
 use crate::run::{AtomicCheckpointer, RunDir, RunInfo, write_atomic};
 use crate::schedule::Schedule;
@@ -22,8 +22,8 @@ use burn::train::logger::FileMetricLogger;
 use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
-    ExecutionStrategy, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim, StoppingCondition,
-    SupervisedTraining,
+    ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+    StoppingCondition, SupervisedTraining,
 };
 use ember_data::loader::{ImageBatch, ImageLoader, LoaderConfig};
 use ember_data::split::{Subset, train_val_split};
@@ -193,6 +193,15 @@ pub struct TrainOutcome {
 /// Trains the zoo model named in `config`. With `resume`, continues the run in `config.out`
 /// from its last complete checkpoint.
 pub fn train(config: &TrainConfig, resume: bool) -> Result<TrainOutcome> {
+    train_hooked(config, resume, None)
+}
+
+/// [`train`], asking `hook` after every epoch whether to stop (see [`EpochHook`]).
+pub fn train_hooked(
+    config: &TrainConfig,
+    resume: bool,
+    hook: Option<EpochHook>,
+) -> Result<TrainOutcome> {
     config.validate()?;
     let devices = devices(config.backend, config.devices)?;
     let data = load_data(config)?;
@@ -205,9 +214,14 @@ pub fn train(config: &TrainConfig, resume: bool) -> Result<TrainOutcome> {
         eval_transforms: data.eval_transforms.clone(),
         dataset: config.dataset.clone(),
     };
-    train_network(config, data, info, resume, move |d: &Device| {
-        model_cfg.init(d).map_err(TrainError::from)
-    })
+    train_network_hooked(
+        config,
+        data,
+        info,
+        resume,
+        move |d: &Device| model_cfg.init(d).map_err(TrainError::from),
+        hook,
+    )
 }
 
 /// Trains any [`Network`] built by `build` on `data`: the zoo models and users' own.
@@ -217,6 +231,18 @@ pub fn train_network<N: Network>(
     info: RunInfo,
     resume: bool,
     build: impl Fn(&Device) -> Result<N>,
+) -> Result<TrainOutcome> {
+    train_network_hooked(config, data, info, resume, build, None)
+}
+
+/// [`train_network`], asking `hook` after every epoch whether to stop.
+pub fn train_network_hooked<N: Network>(
+    config: &TrainConfig,
+    data: RunData,
+    info: RunInfo,
+    resume: bool,
+    build: impl Fn(&Device) -> Result<N>,
+    hook: Option<EpochHook>,
 ) -> Result<TrainOutcome> {
     config.validate_options()?;
     let run = RunDir::new(&config.out);
@@ -322,6 +348,7 @@ pub fn train_network<N: Network>(
         strategy = strategy.add(best_strategy);
     }
     let ckpt = run.checkpoints();
+    let interrupter = Interrupter::new();
     let mut training = SupervisedTraining::new(
         &run.root,
         Arc::new(train_loader) as Arc<dyn DataLoader<ImageBatch>>,
@@ -334,8 +361,10 @@ pub fn train_network<N: Network>(
     .with_metric_logger(FileMetricLogger::new(&run.root))
     .with_metric_logger(
         RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
-            .with_diagnostics(diagnostics),
+            .with_diagnostics(diagnostics)
+            .with_hook(hook, interrupter.clone()),
     )
+    .with_interrupter(interrupter)
     .with_custom_checkpointers(
         AtomicCheckpointer::new(&ckpt, "model"),
         AtomicCheckpointer::new(&ckpt, "optim"),

@@ -280,13 +280,7 @@ pub fn top_patches(
     let loader = ImageLoader::new(
         dataset,
         transforms.to_vec(),
-        LoaderConfig {
-            batch_size: 128,
-            shuffle: false,
-            seed: 0,
-            workers: 2,
-            drop_last: false,
-        },
+        LoaderConfig::in_order(128, 2),
         device.clone(),
     )?;
     let mut best: Vec<Vec<Patch>> = Vec::new();
@@ -378,6 +372,18 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
 /// Three panels by layer (x: layers in forward order): gradient norm (log scale), activation
 /// standard deviation, and fraction of zero activations, one line per epoch (light to dark).
 pub fn diagnostics_png(grads: &[GradientRow], acts: &[ActivationRow], path: &Path) -> Result<()> {
+    // The weights' layers only: a batch norm's scale and shift (in the CSV) have gradients of
+    // another magnitude that would zig-zag between the convolutions.
+    let is_norm = |layer: &str| {
+        let last = layer.rsplit('.').next().unwrap_or(layer);
+        last.starts_with("bn") || last.starts_with("norm")
+    };
+    let grads: Vec<GradientRow> = grads
+        .iter()
+        .filter(|r| !is_norm(&r.gradient.layer))
+        .cloned()
+        .collect();
+    let grads = grads.as_slice();
     let g_layers = order(grads.iter().map(|r| r.gradient.layer.as_str()));
     let a_layers = order(acts.iter().map(|r| r.stats.layer.as_str()));
     let g = per_epoch(
@@ -453,6 +459,7 @@ fn per_epoch<'a>(
                 points,
                 color: epoch_shade(i, n),
                 dashed: false,
+                markers_only: false,
             }
         })
         .collect()

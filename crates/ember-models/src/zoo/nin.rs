@@ -153,9 +153,9 @@ impl Nin {
             if i == last {
                 x = self.dropout.forward(x);
             }
+            // A block's output is its last 1x1 convolution's: tapped once, as `blocks.i.mlp2`.
             x = taps.scoped("blocks", |taps| {
-                let x = taps.scoped(i, |taps| block.forward_tapped(x, taps));
-                taps.tap(i, x)
+                taps.scoped(i, |taps| block.forward_tapped(x, taps))
             });
             if i < last {
                 x = taps.tap(format!("pool{}", i + 1), self.pool.forward(x));

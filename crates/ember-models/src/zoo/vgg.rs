@@ -181,9 +181,9 @@ impl Vgg {
     /// [`forward`](Self::forward), handing each block's and layer's output to `taps`.
     pub fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
         let x = taps.scoped("blocks", |taps| {
+            // A block's output is its pool's: tapped once, as `blocks.i.pool`.
             self.blocks.iter().enumerate().fold(images, |x, (i, b)| {
-                let x = taps.scoped(i, |taps| b.forward_tapped(x, taps));
-                taps.tap(i, x)
+                taps.scoped(i, |taps| b.forward_tapped(x, taps))
             })
         });
         let x = self.avgpool.forward(x).flatten::<2>(1, 3);

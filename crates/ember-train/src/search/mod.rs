@@ -1,0 +1,742 @@
+//! Hyper-parameter search on top of `ember train`: grid, random and Bayesian (TPE) sampling,
+//! median and ASHA pruning, parallel trials, and a search directory a killed search resumes.
+//!
+//! A search directory holds `search.json` (the options and the space file's text),
+//! `trials.json` (every trial: values, state, per-epoch objective; rewritten atomically after
+//! every change), one run directory per trial (`trial-007/`), and at the end `results.csv`,
+//! `best.toml` (the best trial's config, for `ember train --config`) and `search.png`.
+//! Restarting a search with the same `--out` keeps every finished trial, resumes the trials
+//! that were running from their last checkpoint, and goes on.
+
+pub mod prune;
+pub mod sampler;
+pub mod space;
+
+use crate::config::{Monitor, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::logger::{EpochHook, EpochRecord};
+use crate::plot::{Axes, Series, palette, panels_png};
+use crate::run::{RunDir, write_atomic};
+use crate::trainer;
+use prune::Prune;
+use sampler::{Observation, Strategy, suggest};
+use serde::{Deserialize, Serialize};
+use space::{Assignment, Domain, Space, describe, short};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What `ember search` was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// How trials are chosen.
+    pub strategy: Strategy,
+    /// Number of trials (a grid stops earlier when exhausted).
+    pub trials: usize,
+    /// `val_accuracy` (maximised) or `val_loss` (minimised): the best epoch's value.
+    pub objective: Monitor,
+    /// Early stopping of bad trials.
+    pub prune: Prune,
+    /// Trials run at once (each in its own thread, on its own copy of the data).
+    pub parallel: usize,
+    /// Seed of the sampler (the trials' own seed is `[base]`'s).
+    pub seed: u64,
+}
+
+/// How a trial ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialState {
+    /// Started and not finished (a killed search resumes it).
+    Running,
+    /// Trained all its epochs (or stopped early by its own early stopping).
+    Complete,
+    /// Stopped by the pruner.
+    Pruned,
+    /// Training failed (diverged, bad values); the message says why.
+    Failed,
+}
+
+/// One trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// 0-based number; its run directory is `trial-NNN`.
+    pub id: usize,
+    /// The knobs' values.
+    pub params: Assignment,
+    /// Where it stands.
+    pub state: TrialState,
+    /// The objective metric after each epoch.
+    pub values: Vec<f64>,
+    /// The best epoch's objective.
+    pub objective: Option<f64>,
+    /// That epoch (1-based).
+    pub best_epoch: Option<usize>,
+    /// Wall-clock seconds of training.
+    pub seconds: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The state on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SearchFile {
+    options: SearchOptions,
+    space: String,
+}
+
+/// A finished search.
+#[derive(Debug, Clone)]
+pub struct SearchOutcome {
+    /// Every trial, by id.
+    pub trials: Vec<Trial>,
+    /// The best finished trial.
+    pub best: Option<Trial>,
+    /// The search directory.
+    pub dir: PathBuf,
+}
+
+/// Where the search directory keeps things.
+pub fn trial_dir(dir: &Path, id: usize) -> PathBuf {
+    dir.join(format!("trial-{id:03}"))
+}
+
+fn trials_path(dir: &Path) -> PathBuf {
+    dir.join("trials.json")
+}
+
+/// Larger is better.
+fn score(objective: Monitor, value: f64) -> f64 {
+    match objective {
+        Monitor::ValAccuracy => value,
+        Monitor::ValLoss => -value,
+    }
+}
+
+fn metric(objective: Monitor, r: &EpochRecord) -> Option<f64> {
+    match objective {
+        Monitor::ValAccuracy => r.val_accuracy,
+        Monitor::ValLoss => r.val_loss,
+    }
+}
+
+/// Reads `trials.json`.
+pub fn load_trials(dir: &Path) -> Result<Vec<Trial>> {
+    let path = trials_path(dir);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| TrainError::file(&path, format!("cannot read the trials: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::file(&path, format!("not an Ember trials file: {e}")))
+}
+
+fn save_trials(dir: &Path, trials: &[Trial]) -> Result<()> {
+    let path = trials_path(dir);
+    let text = serde_json::to_string_pretty(trials).map_err(|e| TrainError::file(&path, e))?;
+    write_atomic(&path, text.as_bytes())
+}
+
+struct Shared {
+    trials: Vec<Trial>,
+    /// Trials this process is running.
+    mine: Vec<usize>,
+    failure: Option<TrainError>,
+}
+
+/// Runs (or resumes) a search. `space_text` is the space file's text, kept to check that a
+/// resumed search searches the same space.
+pub fn search(
+    space: &Space,
+    space_text: &str,
+    options: &SearchOptions,
+    dir: &Path,
+) -> Result<SearchOutcome> {
+    if options.trials == 0 || options.parallel == 0 {
+        return Err(TrainError::Config(
+            "--trials and --parallel must be at least 1".into(),
+        ));
+    }
+    let probe = space.config(&space.grid()[0])?;
+    if probe.val_split <= 0.0 {
+        return Err(TrainError::Config(
+            "the objective is a validation metric: set val_split (e.g. 0.1) in [base]".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TrainError::file(dir, format!("cannot create the search directory: {e}")))?;
+    let file = SearchFile {
+        options: options.clone(),
+        space: space_text.to_string(),
+    };
+    let search_json = dir.join("search.json");
+    let trials = if search_json.is_file() {
+        let text =
+            std::fs::read_to_string(&search_json).map_err(|e| TrainError::file(&search_json, e))?;
+        let old: SearchFile = serde_json::from_str(&text)
+            .map_err(|e| TrainError::file(&search_json, format!("not an Ember search: {e}")))?;
+        if old.space != file.space
+            || old.options.strategy != options.strategy
+            || old.options.objective != options.objective
+            || old.options.seed != options.seed
+        {
+            return Err(TrainError::file(
+                dir,
+                "holds a search of another space, strategy, objective or seed; choose another --out",
+            ));
+        }
+        let trials = if trials_path(dir).is_file() {
+            load_trials(dir)?
+        } else {
+            Vec::new()
+        };
+        let done = trials
+            .iter()
+            .filter(|t| t.state != TrialState::Running)
+            .count();
+        println!(
+            "resuming the search in {}: {done} trials finished, {} to resume",
+            dir.display(),
+            trials.len() - done
+        );
+        trials
+    } else {
+        Vec::new()
+    };
+    let text =
+        serde_json::to_string_pretty(&file).map_err(|e| TrainError::file(&search_json, e))?;
+    write_atomic(&search_json, text.as_bytes())?;
+
+    let shared = Arc::new(Mutex::new(Shared {
+        trials,
+        mine: Vec::new(),
+        failure: None,
+    }));
+    std::thread::scope(|scope| {
+        for _ in 0..options.parallel {
+            let shared = shared.clone();
+            scope.spawn(move || worker(space, options, dir, &shared));
+        }
+    });
+    let shared = Arc::try_unwrap(shared)
+        .map_err(|_| TrainError::Training("search workers still running".into()))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = shared.failure {
+        return Err(e);
+    }
+    let trials = shared.trials;
+    let best = best_trial(&trials, options.objective).cloned();
+    write_results(space, options, dir, &trials)?;
+    if let Some(b) = &best {
+        let mut config = space.config(&b.params)?;
+        config.out = PathBuf::from("runs/search-best");
+        config.save(&dir.join("best.toml"))?;
+    }
+    Ok(SearchOutcome {
+        trials,
+        best,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The finished trial with the best objective (complete trials before pruned ones on ties).
+pub fn best_trial(trials: &[Trial], objective: Monitor) -> Option<&Trial> {
+    trials
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+        .filter_map(|t| t.objective.map(|o| (t, score(objective, o))))
+        .max_by(|a, b| {
+            a.1.total_cmp(&b.1)
+                .then((a.0.state == TrialState::Complete).cmp(&(b.0.state == TrialState::Complete)))
+                .then(b.0.id.cmp(&a.0.id))
+        })
+        .map(|(t, _)| t)
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes trials until none is left: first those a killed search left running, then new ones.
+fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex<Shared>>) {
+    loop {
+        let job = {
+            let mut s = lock(shared);
+            if s.failure.is_some() {
+                return;
+            }
+            let leftover = s
+                .trials
+                .iter()
+                .find(|t| t.state == TrialState::Running && !s.mine.contains(&t.id))
+                .map(|t| (t.id, t.params.clone()));
+            let job = match leftover {
+                Some(j) => Some(j),
+                None if s.trials.len() < options.trials => {
+                    let id = s.trials.len();
+                    let history: Vec<Observation> = s
+                        .trials
+                        .iter()
+                        .filter_map(|t| {
+                            let o = t.objective?;
+                            matches!(t.state, TrialState::Complete | TrialState::Pruned).then(
+                                || Observation {
+                                    assignment: t.params.clone(),
+                                    score: score(options.objective, o),
+                                },
+                            )
+                        })
+                        .collect();
+                    suggest(options.strategy, space, id, options.seed, &history).map(|params| {
+                        s.trials.push(Trial {
+                            id,
+                            params: params.clone(),
+                            state: TrialState::Running,
+                            values: Vec::new(),
+                            objective: None,
+                            best_epoch: None,
+                            seconds: 0.0,
+                            error: None,
+                        });
+                        (id, params)
+                    })
+                }
+                None => None,
+            };
+            if let Some((id, _)) = &job {
+                s.mine.push(*id);
+                if let Err(e) = save_trials(dir, &s.trials) {
+                    s.failure = Some(e);
+                    return;
+                }
+            }
+            job
+        };
+        let Some((id, params)) = job else {
+            return;
+        };
+        println!("trial {id}: {}", describe(&params));
+        let result = run_trial(space, options, dir, shared, id, &params);
+        let mut s = lock(shared);
+        if let Err(e) = result {
+            // Files we cannot write are fatal to the search; a trial that cannot train is not.
+            if matches!(e, TrainError::File { .. }) && !dir.exists() {
+                s.failure = Some(e);
+                return;
+            }
+            if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
+                t.state = TrialState::Failed;
+                t.error = Some(e.to_string());
+            }
+            println!("trial {id} failed: {e}");
+        }
+        if let Err(e) = save_trials(dir, &s.trials) {
+            s.failure = Some(e);
+            return;
+        }
+    }
+}
+
+fn run_trial(
+    space: &Space,
+    options: &SearchOptions,
+    dir: &Path,
+    shared: &Arc<Mutex<Shared>>,
+    id: usize,
+    params: &Assignment,
+) -> Result<()> {
+    let mut config: TrainConfig = space.config(params)?;
+    config.out = trial_dir(dir, id);
+    // The trials share the machine: one loader thread each when several run at once.
+    if options.parallel > 1 {
+        config.workers = 1;
+    }
+    let run = RunDir::new(&config.out);
+    let resume = run.latest_checkpoint().is_some();
+    let objective = options.objective;
+    let prune = options.prune;
+    let last_epoch = config.epochs;
+    let hook: EpochHook = {
+        let shared = shared.clone();
+        let dir = dir.to_path_buf();
+        Arc::new(move |r: &EpochRecord| {
+            let Some(v) = metric(objective, r) else {
+                return false;
+            };
+            let mut s = lock(&shared);
+            let others: Vec<f64> = s
+                .trials
+                .iter()
+                .filter(|t| t.id != id)
+                .filter_map(|t| t.values.get(r.epoch - 1).map(|&x| score(objective, x)))
+                .collect();
+            // The last epoch is the end anyway: a trial that got there is complete.
+            let stop =
+                r.epoch < last_epoch && prune.should_stop(r.epoch, score(objective, v), &others);
+            if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
+                t.values.truncate(r.epoch - 1);
+                t.values.push(v);
+                if stop {
+                    t.state = TrialState::Pruned;
+                }
+            }
+            // Losing this write only loses progress a resumed search recomputes.
+            let _ = save_trials(&dir, &s.trials);
+            if stop {
+                println!("trial {id} pruned after epoch {} ({v:.4})", r.epoch);
+            }
+            stop
+        })
+    };
+    let started = Instant::now();
+    // A search killed after a trial's last epoch but before it was recorded: read its metrics.
+    let records = match run.latest_checkpoint() {
+        Some(e) if e >= config.epochs && run.metrics().is_file() => {
+            crate::logger::read_metrics(&run.metrics())?
+        }
+        _ => trainer::train_hooked(&config, resume, Some(hook))?.records,
+    };
+    let mut s = lock(shared);
+    if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
+        t.values = records
+            .iter()
+            .filter_map(|r| metric(objective, r))
+            .collect();
+        let best = t
+            .values
+            .iter()
+            .enumerate()
+            .max_by(|a, b| score(objective, *a.1).total_cmp(&score(objective, *b.1)));
+        t.objective = best.map(|(_, &v)| v);
+        t.best_epoch = best.map(|(i, _)| i + 1);
+        t.seconds += started.elapsed().as_secs_f64();
+        if t.state == TrialState::Running {
+            t.state = TrialState::Complete;
+        }
+        println!(
+            "trial {id} {}: {} {} (epoch {})",
+            format!("{:?}", t.state).to_lowercase(),
+            match objective {
+                Monitor::ValAccuracy => "val_accuracy",
+                Monitor::ValLoss => "val_loss",
+            },
+            t.objective.map_or("-".into(), |o| format!("{o:.4}")),
+            t.best_epoch.unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
+/// Trials sorted best first (finished ones, then failed and unfinished).
+pub fn ranked(trials: &[Trial], objective: Monitor) -> Vec<&Trial> {
+    let mut v: Vec<&Trial> = trials.iter().collect();
+    v.sort_by(|a, b| {
+        let key = |t: &Trial| t.objective.map(|o| score(objective, o));
+        match (key(a), key(b)) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.id.cmp(&b.id),
+        }
+    });
+    v
+}
+
+/// The results table as text, best first.
+pub fn table(space: &Space, options: &SearchOptions, trials: &[Trial]) -> String {
+    let name = match options.objective {
+        Monitor::ValAccuracy => "val_accuracy",
+        Monitor::ValLoss => "val_loss",
+    };
+    let mut rows: Vec<Vec<String>> = vec![
+        [
+            "rank",
+            "trial",
+            "state",
+            name,
+            "epoch",
+            "epochs run",
+            "seconds",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(space.knobs.iter().map(|k| k.name.clone()))
+        .collect(),
+    ];
+    for (rank, t) in ranked(trials, options.objective).into_iter().enumerate() {
+        let mut row = vec![
+            (rank + 1).to_string(),
+            t.id.to_string(),
+            format!("{:?}", t.state).to_lowercase(),
+            t.objective.map_or("-".into(), |o| format!("{o:.4}")),
+            t.best_epoch.map_or("-".into(), |e| e.to_string()),
+            t.values.len().to_string(),
+            format!("{:.1}", t.seconds),
+        ];
+        row.extend(space.knobs.iter().map(|k| {
+            t.params
+                .iter()
+                .find(|(n, _)| *n == k.name)
+                .map_or("-".into(), |(_, v)| short(v))
+        }));
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How much the objective depends on each knob: |Spearman rank correlation| for numbers,
+/// the between-group share of variance (η²) for choices. Finished trials only.
+pub fn importance(space: &Space, options: &SearchOptions, trials: &[Trial]) -> Vec<(String, f64)> {
+    let done: Vec<&Trial> = trials.iter().filter(|t| t.objective.is_some()).collect();
+    let y: Vec<f64> = done
+        .iter()
+        .map(|t| score(options.objective, t.objective.unwrap_or(0.0)))
+        .collect();
+    let rank = |v: &[f64]| -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            for &k in &idx[i..=j] {
+                r[k] = (i + j) as f64 / 2.0;
+            }
+            i = j + 1;
+        }
+        r
+    };
+    let corr = |a: &[f64], b: &[f64]| -> f64 {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        if va <= 0.0 || vb <= 0.0 {
+            0.0
+        } else {
+            cov / (va * vb).sqrt()
+        }
+    };
+    space
+        .knobs
+        .iter()
+        .map(|k| {
+            let x: Vec<f64> = done
+                .iter()
+                .map(|t| {
+                    t.params
+                        .iter()
+                        .find(|(n, _)| *n == k.name)
+                        .and_then(|(_, v)| k.domain.to_coord(v))
+                        .unwrap_or(0.0)
+                })
+                .collect();
+            let value = if done.len() < 3 {
+                0.0
+            } else if let Domain::Choice { values } = &k.domain {
+                let mean = y.iter().sum::<f64>() / y.len() as f64;
+                let total: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
+                let between: f64 = (0..values.len())
+                    .map(|c| {
+                        let g: Vec<f64> = x
+                            .iter()
+                            .zip(&y)
+                            .filter(|(xi, _)| **xi as usize == c)
+                            .map(|(_, yi)| *yi)
+                            .collect();
+                        if g.is_empty() {
+                            0.0
+                        } else {
+                            let m = g.iter().sum::<f64>() / g.len() as f64;
+                            g.len() as f64 * (m - mean).powi(2)
+                        }
+                    })
+                    .sum();
+                if total > 0.0 { between / total } else { 0.0 }
+            } else {
+                corr(&rank(&x), &rank(&y)).abs()
+            };
+            (k.name.clone(), value)
+        })
+        .collect()
+}
+
+fn write_results(
+    space: &Space,
+    options: &SearchOptions,
+    dir: &Path,
+    trials: &[Trial],
+) -> Result<()> {
+    // results.csv, best first.
+    let mut csv = String::from("rank,trial,state,objective,best_epoch,epochs_run,seconds");
+    for k in &space.knobs {
+        csv.push(',');
+        csv.push_str(&k.name);
+    }
+    csv.push('\n');
+    for (rank, t) in ranked(trials, options.objective).into_iter().enumerate() {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{:.2}",
+            rank + 1,
+            t.id,
+            format!("{:?}", t.state).to_lowercase(),
+            t.objective.map_or(String::new(), |o| o.to_string()),
+            t.best_epoch.map_or(String::new(), |e| e.to_string()),
+            t.values.len(),
+            t.seconds
+        ));
+        for k in &space.knobs {
+            let v = t
+                .params
+                .iter()
+                .find(|(n, _)| *n == k.name)
+                .map_or(String::new(), |(_, v)| short(v));
+            csv.push(',');
+            csv.push_str(&v);
+        }
+        csv.push('\n');
+    }
+    write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
+    search_png(space, options, trials, &dir.join("search.png"))
+}
+
+/// Objective per trial (with the running best), and objective against the knob it depends
+/// on most.
+pub fn search_png(
+    space: &Space,
+    options: &SearchOptions,
+    trials: &[Trial],
+    path: &Path,
+) -> Result<()> {
+    let name = match options.objective {
+        Monitor::ValAccuracy => "validation accuracy",
+        Monitor::ValLoss => "validation loss",
+    };
+    let done: Vec<&Trial> = trials.iter().filter(|t| t.objective.is_some()).collect();
+    let point = |t: &Trial| (t.id as f64, t.objective.unwrap_or(f64::NAN));
+    let mut running = Vec::new();
+    let mut best = f64::NEG_INFINITY;
+    for t in &done {
+        let s = score(options.objective, t.objective.unwrap_or(f64::NAN));
+        if s > best {
+            best = s;
+        }
+        running.push((t.id as f64, score(options.objective, best)));
+    }
+    let by_trial = vec![
+        Series {
+            label: "complete".into(),
+            points: done
+                .iter()
+                .filter(|t| t.state == TrialState::Complete)
+                .map(|t| point(t))
+                .collect(),
+            color: palette(0),
+            dashed: false,
+            markers_only: true,
+        },
+        Series {
+            label: "pruned".into(),
+            points: done
+                .iter()
+                .filter(|t| t.state == TrialState::Pruned)
+                .map(|t| point(t))
+                .collect(),
+            color: palette(3),
+            dashed: false,
+            markers_only: true,
+        },
+        Series {
+            label: "best so far".into(),
+            points: running,
+            color: palette(2),
+            dashed: true,
+            markers_only: false,
+        },
+    ];
+    let imp = importance(space, options, trials);
+    let (knob_name, _) = imp
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .cloned()
+        .unwrap_or_default();
+    let knob = space
+        .knobs
+        .iter()
+        .find(|k| k.name == knob_name)
+        .unwrap_or(&space.knobs[0]);
+    let (log_x, names) = match &knob.domain {
+        Domain::Float { log, .. } | Domain::Int { log, .. } => (*log, None),
+        Domain::Choice { values } => (false, Some(values.iter().map(short).collect::<Vec<_>>())),
+    };
+    let x_of = |t: &Trial| -> Option<f64> {
+        t.params
+            .iter()
+            .find(|(n, _)| *n == knob.name)
+            .and_then(|(_, v)| knob.domain.to_coord(v))
+            .map(|c| {
+                if log_x {
+                    c / std::f64::consts::LN_10
+                } else {
+                    c
+                }
+            })
+    };
+    let by_knob = vec![Series {
+        label: "trials".into(),
+        points: done
+            .iter()
+            .filter_map(|t| Some((x_of(t)?, t.objective?)))
+            .collect(),
+        color: palette(0),
+        dashed: false,
+        markers_only: true,
+    }];
+    let axes = |title: String, x: String, x_names: Option<Vec<String>>| Axes {
+        title,
+        x_desc: x,
+        y_desc: name.into(),
+        log_y: false,
+        x_names,
+    };
+    panels_png(
+        &[
+            (
+                axes(format!("{name} per trial"), "trial".into(), None),
+                by_trial,
+            ),
+            (
+                axes(
+                    format!("{name} vs {}", knob.name),
+                    if log_x {
+                        format!("log10 {}", knob.name)
+                    } else {
+                        knob.name.clone()
+                    },
+                    names,
+                ),
+                by_knob,
+            ),
+        ],
+        600,
+        440,
+        path,
+    )
+}

@@ -1,0 +1,311 @@
+//! The hyper-parameter search: the space file, the samplers on a known function, and a
+//! search on real data that is stopped and resumed.
+
+use ember_train::config::Monitor;
+use ember_train::search::prune::Prune;
+use ember_train::search::sampler::{Observation, Strategy, suggest};
+use ember_train::search::space::{Domain, Knob, Space};
+use ember_train::search::{SearchOptions, TrialState, load_trials, search};
+use std::path::{Path, PathBuf};
+
+/// Branin-Hoo on x1 in [-5, 10], x2 in [0, 15]; global minimum 0.397887.
+fn branin(x1: f64, x2: f64) -> f64 {
+    use std::f64::consts::PI;
+    let (a, b, c) = (1.0, 5.1 / (4.0 * PI * PI), 5.0 / PI);
+    let (r, s, t) = (6.0, 10.0, 1.0 / (8.0 * PI));
+    a * (x2 - b * x1 * x1 + c * x1 - r).powi(2) + s * (1.0 - t) * x1.cos() + s
+}
+
+fn branin_space() -> Space {
+    let float = |name: &str, low: f64, high: f64| Knob {
+        name: name.into(),
+        domain: Domain::Float {
+            low,
+            high,
+            log: false,
+            steps: 6,
+        },
+    };
+    Space {
+        base: toml::Table::new(),
+        knobs: vec![float("x1", -5.0, 10.0), float("x2", 0.0, 15.0)],
+    }
+}
+
+/// The best value found in `budget` evaluations.
+fn minimise(strategy: Strategy, seed: u64, budget: usize) -> f64 {
+    let space = branin_space();
+    let mut history: Vec<Observation> = Vec::new();
+    let mut best = f64::INFINITY;
+    for trial in 0..budget {
+        let Some(a) = suggest(strategy, &space, trial, seed, &history) else {
+            break;
+        };
+        let x: Vec<f64> = a.iter().map(|(_, v)| v.as_float().unwrap()).collect();
+        let y = branin(x[0], x[1]);
+        best = best.min(y);
+        history.push(Observation {
+            assignment: a,
+            score: -y,
+        });
+    }
+    best
+}
+
+#[test]
+fn bayesian_optimisation_beats_random_search_on_branin() {
+    let (seeds, budget) = (20, 40);
+    let mean = |s: Strategy| {
+        (0..seeds)
+            .map(|seed| minimise(s, seed, budget))
+            .sum::<f64>()
+            / seeds as f64
+    };
+    let (tpe, random) = (mean(Strategy::Bayes), mean(Strategy::Random));
+    let grid = minimise(Strategy::Grid, 0, budget);
+    println!("mean best after {budget}: TPE {tpe:.3}, random {random:.3}; 6x6 grid {grid:.3}");
+    assert!(tpe < random, "TPE {tpe} vs random {random}");
+    assert!(tpe < 1.0, "TPE gets near the minimum 0.398: {tpe}");
+    // 36 grid points and no more.
+    assert!(suggest(Strategy::Grid, &branin_space(), 36, 0, &[]).is_none());
+}
+
+#[test]
+fn samplers_are_seeded_and_stay_in_range() {
+    let space = branin_space();
+    let a = suggest(Strategy::Random, &space, 3, 7, &[]).unwrap();
+    assert_eq!(a, suggest(Strategy::Random, &space, 3, 7, &[]).unwrap());
+    assert_ne!(a, suggest(Strategy::Random, &space, 3, 8, &[]).unwrap());
+    assert_ne!(a, suggest(Strategy::Random, &space, 4, 7, &[]).unwrap());
+    let grid = space.grid();
+    assert_eq!(grid.len(), 36);
+    assert_eq!(grid[0][0].1.as_float(), Some(-5.0));
+    assert_eq!(grid[35][1].1.as_float(), Some(15.0));
+    // Log-scale ints and choices.
+    let mixed = Space {
+        base: toml::Table::new(),
+        knobs: vec![
+            Knob {
+                name: "batch".into(),
+                domain: Domain::Int {
+                    low: 16,
+                    high: 256,
+                    log: true,
+                    steps: 5,
+                },
+            },
+            Knob {
+                name: "opt".into(),
+                domain: Domain::Choice {
+                    values: vec!["sgd".into(), "adam".into()],
+                },
+            },
+        ],
+    };
+    let grid: Vec<i64> = mixed.knobs[0]
+        .domain
+        .grid()
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect();
+    assert_eq!(
+        grid,
+        [16, 32, 64, 128, 256],
+        "evenly spaced on the log scale"
+    );
+    let mut history = Vec::new();
+    for trial in 0..30 {
+        let a = suggest(Strategy::Bayes, &mixed, trial, 1, &history).unwrap();
+        let b = a[0].1.as_integer().unwrap();
+        assert!((16..=256).contains(&b), "{b}");
+        let adam = a[1].1.as_str() == Some("adam");
+        // Best: adam with a batch near 64.
+        let score = -((b as f64).ln() - 64f64.ln()).abs() + if adam { 1.0 } else { 0.0 };
+        history.push(Observation {
+            assignment: a,
+            score,
+        });
+    }
+    let late_adam = history[20..]
+        .iter()
+        .filter(|o| o.assignment[1].1.as_str() == Some("adam"))
+        .count();
+    assert!(
+        late_adam >= 7,
+        "TPE learns the better choice: {late_adam}/10"
+    );
+}
+
+fn mnist_subset() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")
+}
+
+fn space_text() -> String {
+    format!(
+        r#"
+[base]
+model = "lenet5_modern"
+dataset = "mnist"
+data_dir = "{}"
+val_split = 0.1
+train_limit = 600
+epochs = 2
+batch_size = 64
+diagnostics = false
+log_every_secs = 1000.0
+
+[space.lr]
+type = "float"
+low = 0.001
+high = 0.1
+log = true
+
+[space.optimizer]
+type = "choice"
+values = ["momentum", "adam"]
+"#,
+        mnist_subset().display()
+    )
+}
+
+#[test]
+fn a_bad_space_is_refused_with_the_reason() {
+    let p = Path::new("space.toml");
+    let err = |text: &str| Space::parse(text, p).unwrap_err().to_string();
+    let base = "[base]\nmodel = \"lenet5_modern\"\ndataset = \"mnist\"\n";
+    assert!(err(base).contains("no knobs"));
+    let e = err(&format!(
+        "{base}[space.lr]\ntype = \"float\"\nlow = 0.1\nhigh = 0.01\n"
+    ));
+    assert!(e.contains("low") && e.contains("below"), "{e}");
+    let e = err(&format!(
+        "{base}[space.lr]\ntype = \"float\"\nlow = 0\nhigh = 1\nlog = true\n"
+    ));
+    assert!(e.contains("log scale"), "{e}");
+    let e = err(&format!(
+        "{base}[space.learning_rate]\ntype = \"float\"\nlow = 0.1\nhigh = 1\n"
+    ));
+    assert!(e.contains("learning_rate"), "an unknown train option: {e}");
+    let e = err(&format!(
+        "{base}[space.optimizer]\ntype = \"choice\"\nvalues = [\"sgd\", \"lion\"]\n"
+    ));
+    assert!(e.contains("lion"), "{e}");
+    let e = err(&format!("{base}[space.lr]\ntype = \"uniform\"\n"));
+    assert!(e.contains("float, int or choice"), "{e}");
+    // The model's own knobs go through model_options.
+    let ok = Space::parse(
+        &format!("{base}[space.\"model_options.batch_norm\"]\ntype = \"choice\"\nvalues = [true, false]\n"),
+        p,
+    )
+    .unwrap();
+    assert_eq!(ok.knobs[0].name, "model_options.batch_norm");
+    let config = ok.config(&ok.grid()[0]).unwrap();
+    assert_eq!(
+        config.model_options.get("batch_norm"),
+        Some(&toml::Value::Boolean(true))
+    );
+}
+
+#[test]
+fn a_search_writes_its_results_and_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search");
+    let text = space_text();
+    let space = Space::parse(&text, Path::new("space.toml")).unwrap();
+    let options = |trials| SearchOptions {
+        strategy: Strategy::Random,
+        trials,
+        objective: Monitor::ValAccuracy,
+        prune: Prune::None,
+        parallel: 2,
+        seed: 5,
+    };
+    let first = search(&space, &text, &options(2), &out).unwrap();
+    assert_eq!(first.trials.len(), 2);
+    assert!(
+        first
+            .trials
+            .iter()
+            .all(|t| t.state == TrialState::Complete && t.values.len() == 2)
+    );
+    for f in [
+        "results.csv",
+        "best.toml",
+        "search.png",
+        "trials.json",
+        "trial-000/metrics.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let best = first.best.clone().unwrap();
+    let max = first
+        .trials
+        .iter()
+        .filter_map(|t| t.objective)
+        .fold(0.0, f64::max);
+    assert_eq!(best.objective, Some(max));
+    // best.toml is a config `ember train --config` takes: the best trial's values.
+    let config = ember_train::TrainConfig::load(&out.join("best.toml")).unwrap();
+    assert_eq!(toml::Value::Float(config.lr), best.params[0].1);
+
+    // Asking for more trials keeps the finished ones as they were.
+    let more = search(&space, &text, &options(4), &out).unwrap();
+    assert_eq!(more.trials.len(), 4);
+    assert_eq!(more.trials[..2], first.trials[..]);
+    assert_eq!(load_trials(&out).unwrap(), more.trials);
+
+    // A trial left running (a killed search) is finished from its checkpoint, not redone.
+    let mut trials = more.trials.clone();
+    trials[3].state = TrialState::Running;
+    std::fs::write(
+        out.join("trials.json"),
+        serde_json::to_string(&trials).unwrap(),
+    )
+    .unwrap();
+    let resumed = search(&space, &text, &options(4), &out).unwrap();
+    assert_eq!(resumed.trials[3].state, TrialState::Complete);
+    assert_eq!(resumed.trials[3].values, more.trials[3].values);
+
+    // Another space in the same directory is refused.
+    let other = text.replace("high = 0.1", "high = 0.2");
+    let other_space = Space::parse(&other, Path::new("space.toml")).unwrap();
+    let err = search(&other_space, &other, &options(4), &out).unwrap_err();
+    assert!(err.to_string().contains("another space"), "{err}");
+}
+
+#[test]
+fn asha_prunes_trials_and_keeps_their_first_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search");
+    let text = space_text().replace("epochs = 2", "epochs = 3");
+    let space = Space::parse(&text, Path::new("space.toml")).unwrap();
+    let outcome = search(
+        &space,
+        &text,
+        &SearchOptions {
+            strategy: Strategy::Grid,
+            trials: 6,
+            objective: Monitor::ValAccuracy,
+            prune: Prune::Asha,
+            parallel: 1,
+            seed: 0,
+        },
+        &out,
+    )
+    .unwrap();
+    let pruned: Vec<_> = outcome
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Pruned)
+        .collect();
+    assert!(!pruned.is_empty(), "{:#?}", outcome.trials);
+    for t in &pruned {
+        // Pruned at a rung (epoch 1 or 3 with eta = 3), before the last epoch.
+        assert_eq!(t.values.len(), 1, "{t:?}");
+        let metrics =
+            ember_train::logger::read_metrics(&out.join(format!("trial-{:03}/metrics.csv", t.id)))
+                .unwrap();
+        assert_eq!(metrics.len(), 1, "training stopped after the pruned epoch");
+    }
+    assert!(outcome.best.unwrap().state == TrialState::Complete);
+}
