@@ -227,7 +227,13 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !out.join("checkpoint/scheduler-1.bpk").exists() {
+    // Burn writes the three files of a checkpoint in no fixed order: wait for all of them.
+    let complete = || {
+        ["model", "optim", "scheduler"]
+            .iter()
+            .all(|k| out.join(format!("checkpoint/{k}-1.bpk")).exists())
+    };
+    while !complete() {
         assert!(
             start.elapsed() < Duration::from_secs(300),
             "no checkpoint after 5 minutes"
