@@ -26,5 +26,5 @@ pub mod zoo;
 pub use activation::Activation;
 pub use init::InitScheme;
 pub use registry::{Model, ModelConfig, ModelError};
-pub use summary::{Describe, LayerRow, Summary, SummaryError, count_params};
+pub use summary::{Describe, LayerRow, ParamPath, Summary, SummaryError, count_params};
 pub use taps::Taps;

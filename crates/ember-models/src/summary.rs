@@ -196,34 +196,69 @@ pub fn group_digits(n: u64) -> String {
     out
 }
 
+/// Where a [`ModuleVisitor`](burn::module::ModuleVisitor) is: the dotted path of the parameter
+/// it visits, as the weights name it. Enum variants (`Model::LeNet`) are not part of that name.
+#[derive(Debug, Clone, Default)]
+pub struct ParamPath {
+    parts: Vec<String>,
+}
+
+impl ParamPath {
+    /// Call from `enter_module`.
+    pub fn enter(&mut self, name: &str, container: &str) {
+        let name = if container.starts_with("Enum:") {
+            ""
+        } else {
+            name
+        };
+        self.parts.push(name.to_string());
+    }
+
+    /// Call from `exit_module`.
+    pub fn exit(&mut self) {
+        self.parts.pop();
+    }
+
+    /// The layer and the parameter's own name: (`layer1.0.conv1.conv`, `weight`).
+    pub fn layer_and_name(&self) -> (String, &str) {
+        let parts: Vec<&str> = self
+            .parts
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+            .collect();
+        match parts.split_last() {
+            Some((name, layer)) => (layer.join("."), name),
+            None => (String::new(), ""),
+        }
+    }
+}
+
 /// Trainable parameters of a module, as torchvision counts them.
 ///
 /// Burn's `Module::num_params` also counts batch norm's running mean and variance (buffers,
 /// not parameters); this visitor skips them by name.
 pub fn count_params<M: burn::module::Module>(module: &M) -> usize {
     struct Counter {
-        path: Vec<String>,
+        path: ParamPath,
         total: usize,
     }
     impl burn::module::ModuleVisitor for Counter {
-        fn enter_module(&mut self, name: &str, _container: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, container: &str) {
+            self.path.enter(name, container);
         }
         fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.path.pop();
+            self.path.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let buffer = matches!(
-                self.path.last().map(String::as_str),
-                Some("running_mean" | "running_var")
-            );
+            let buffer = matches!(self.path.layer_and_name().1, "running_mean" | "running_var");
             if !buffer {
                 self.total += numel(param);
             }
         }
     }
     let mut counter = Counter {
-        path: Vec::new(),
+        path: ParamPath::default(),
         total: 0,
     };
     module.visit(&mut counter);

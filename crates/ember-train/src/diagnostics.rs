@@ -15,6 +15,7 @@ use crate::error::{Result, TrainError};
 use crate::run::write_atomic;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor};
+use ember_models::ParamPath;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -55,36 +56,23 @@ fn read(t: Tensor<1>) -> Result<Vec<f64>> {
 pub fn gradient_norms<M: Module>(module: &M, grads: &Gradients) -> Result<Vec<LayerGradient>> {
     struct Collect<'a> {
         grads: &'a Gradients,
-        path: Vec<String>,
+        path: ParamPath,
         /// (layer, squared grad sum, squared weight sum) per parameter.
         found: Vec<(String, Tensor<1>, Tensor<1>)>,
     }
     impl ModuleVisitor for Collect<'_> {
         fn enter_module(&mut self, name: &str, container: &str) {
-            // Enum variants (`Model::LeNet`) are not part of the weights' paths.
-            let name = if container.starts_with("Enum:") {
-                ""
-            } else {
-                name
-            };
-            self.path.push(name.to_string());
+            self.path.enter(name, container);
         }
         fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.path.pop();
+            self.path.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             let value = param.val();
             let Some(g) = value.grad(self.grads) else {
                 return;
             };
-            // The path ends with the parameter's own name (`weight`, `bias`, `gamma`...).
-            let parts: Vec<&str> = self
-                .path
-                .iter()
-                .map(String::as_str)
-                .filter(|p| !p.is_empty())
-                .collect();
-            let layer = parts[..parts.len().saturating_sub(1)].join(".");
+            let (layer, _) = self.path.layer_and_name();
             let g2 = g.powi_scalar(2).sum();
             let w2 = value.inner().powi_scalar(2).sum();
             self.found.push((layer, g2, w2));
@@ -92,7 +80,7 @@ pub fn gradient_norms<M: Module>(module: &M, grads: &Gradients) -> Result<Vec<La
     }
     let mut c = Collect {
         grads,
-        path: Vec::new(),
+        path: ParamPath::default(),
         found: Vec::new(),
     };
     module.visit(&mut c);

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Int, Tensor};
 use ember_data::loader::{ImageLoader, LoaderConfig};
 use ember_data::transform::{Transform, apply_all, displayable};
 use ember_data::{Image, ImageItem};
-use ember_models::{LayerRow, Model, Taps};
+use ember_models::{LayerRow, Model, ParamPath, Taps};
 use image::{Rgb, RgbImage};
 use plotters::style::RGBColor;
 use std::path::Path;
@@ -45,32 +45,21 @@ fn read_int<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
 pub fn conv_kernels<M: Module>(module: &M) -> Vec<(String, Tensor<4>)> {
     #[derive(Default)]
     struct Collect {
-        path: Vec<String>,
+        path: ParamPath,
         found: Vec<(String, Tensor<4>)>,
     }
     impl ModuleVisitor for Collect {
         fn enter_module(&mut self, name: &str, container: &str) {
-            let name = if container.starts_with("Enum:") {
-                ""
-            } else {
-                name
-            };
-            self.path.push(name.to_string());
+            self.path.enter(name, container);
         }
         fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.path.pop();
+            self.path.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let parts: Vec<&str> = self
-                .path
-                .iter()
-                .map(String::as_str)
-                .filter(|p| !p.is_empty())
-                .collect();
             let dims = param.lazy_shape();
             let d = dims.as_slice();
-            if d.len() == 4 && parts.last() == Some(&"weight") {
-                let layer = parts[..parts.len() - 1].join(".");
+            let (layer, name) = self.path.layer_and_name();
+            if d.len() == 4 && name == "weight" {
                 let w = param.val().reshape([d[0], d[1], d[2], d[3]]);
                 self.found.push((layer, w));
             }
