@@ -1,6 +1,6 @@
 //! `ember search` and `ember ensemble`.
 
-use crate::viz::open_split;
+use crate::train::open_split;
 use anyhow::{Result, bail};
 use clap::Args;
 use ember_data::{DatasetSpec, ImageItem};

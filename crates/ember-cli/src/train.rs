@@ -4,12 +4,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_data::loader::{ImageLoader, LoaderConfig};
 use ember_data::transform::Preset;
-use ember_data::{DatasetSpec, Split};
+use ember_data::{ClassificationDataset, DatasetSpec, Split};
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
 use ember_train::eval::evaluate;
 use ember_train::predict::{TrainedModel, top_k};
+use ember_train::run::RunDir;
 use ember_train::{Backend, trainer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::summary::parse_size;
@@ -255,7 +256,8 @@ pub struct EvalArgs {
     dataset: Option<DatasetSpec>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// test or train (a folder dataset is always whole).
+    /// test, train, or val (the run's own validation images). A folder dataset's test and
+    /// train are the whole folder.
     #[arg(long, default_value = "test")]
     split: String,
     #[arg(long, default_value_t = 256)]
@@ -272,16 +274,16 @@ pub struct EvalArgs {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let device = args.backend.device()?;
     let trained = TrainedModel::load(&args.run, &device)?;
-    let spec = match &args.dataset {
-        Some(s) => s.clone(),
-        None => trained.info.dataset.parse().map_err(anyhow::Error::msg)?,
-    };
-    let split = match args.split.as_str() {
-        "test" => Split::Test,
-        "train" => Split::Train,
-        other => bail!("unknown split `{other}`; expected test or train"),
-    };
-    let ds = spec.open(args.data_dir.as_deref(), split)?;
+    let ds = open_split(
+        &args.run,
+        args.dataset.as_ref(),
+        args.data_dir.as_deref(),
+        &args.split,
+    )?;
+    let spec = args
+        .dataset
+        .as_ref()
+        .map_or(trained.info.dataset.clone(), |s| s.to_string());
     if ds.classes().len() != trained.info.classes.len() {
         bail!(
             "{} has {} classes but the run's model predicts {}",
@@ -363,4 +365,40 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The images of `split` for the run in `run`: `val` is the run's own validation split
+/// (re-made from its config: splits are seeded), `test` and `train` the dataset's splits
+/// (`dataset` or the run's).
+pub(crate) fn open_split(
+    run: &Path,
+    dataset: Option<&DatasetSpec>,
+    data_dir: Option<&Path>,
+    split: &str,
+) -> Result<Arc<dyn ClassificationDataset>> {
+    let mut config = TrainConfig::load(&RunDir::new(run).config())?;
+    if let Some(dir) = data_dir {
+        config.data_dir = Some(dir.to_path_buf());
+    }
+    let spec: DatasetSpec = match dataset {
+        Some(s) => s.clone(),
+        None => config.dataset.parse().map_err(anyhow::Error::msg)?,
+    };
+    Ok(match split {
+        "val" if dataset.is_none() => {
+            let data = trainer::load_data(&config)?;
+            if data.valid.is_empty() {
+                println!("the run held out no validation images; using the test split");
+                spec.open(data_dir, Split::Test)?
+            } else {
+                data.valid
+            }
+        }
+        "val" => {
+            bail!("--split val means the run's validation images; with --dataset use test or train")
+        }
+        "test" => spec.open(data_dir, Split::Test)?,
+        "train" => spec.open(data_dir, Split::Train)?,
+        other => bail!("unknown split `{other}`; expected val, test or train"),
+    })
 }

@@ -1,19 +1,19 @@
 //! `ember viz`: pictures of a trained run (kernels, feature maps, maximally activating
 //! patches, curves, gradient diagnostics).
 
+use crate::train::open_split;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ember_data::split::Subset;
 use ember_data::transform::{apply_all, displayable};
-use ember_data::{ClassificationDataset, DatasetSpec, ImageItem, Split};
+use ember_data::{DatasetSpec, ImageItem};
 use ember_models::summary::summarize;
-use ember_train::config::TrainConfig;
+use ember_train::Backend;
 use ember_train::diagnostics::{Diagnostics, read_activations, read_gradients};
 use ember_train::logger::read_metrics;
 use ember_train::predict::TrainedModel;
 use ember_train::run::RunDir;
 use ember_train::viz;
-use ember_train::{Backend, trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -292,40 +292,4 @@ fn gradients(args: GradientsArgs) -> Result<()> {
     }
     println!("-> {}", out.display());
     Ok(())
-}
-
-/// The images of `split` for the run in `run`: `val` is the run's own validation split
-/// (re-made from its config: splits are seeded), `test` and `train` the dataset's splits
-/// (`dataset` or the run's).
-pub(crate) fn open_split(
-    run: &Path,
-    dataset: Option<&DatasetSpec>,
-    data_dir: Option<&Path>,
-    split: &str,
-) -> Result<Arc<dyn ClassificationDataset>> {
-    let mut config = TrainConfig::load(&RunDir::new(run).config())?;
-    if let Some(dir) = data_dir {
-        config.data_dir = Some(dir.to_path_buf());
-    }
-    let spec: DatasetSpec = match dataset {
-        Some(s) => s.clone(),
-        None => config.dataset.parse().map_err(anyhow::Error::msg)?,
-    };
-    Ok(match split {
-        "val" if dataset.is_none() => {
-            let data = trainer::load_data(&config)?;
-            if data.valid.is_empty() {
-                println!("the run held out no validation images; using the test split");
-                spec.open(data_dir, Split::Test)?
-            } else {
-                data.valid
-            }
-        }
-        "val" => {
-            bail!("--split val means the run's validation images; with --dataset use test or train")
-        }
-        "test" => spec.open(data_dir, Split::Test)?,
-        "train" => spec.open(data_dir, Split::Train)?,
-        other => bail!("unknown split `{other}`; expected val, test or train"),
-    })
 }
