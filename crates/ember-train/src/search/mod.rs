@@ -640,29 +640,20 @@ pub fn search_png(
         }
         running.push((t.id as f64, score(options.objective, best)));
     }
+    let trials_in = |state: TrialState, label: &str, color: usize| Series {
+        label: label.into(),
+        points: done
+            .iter()
+            .filter(|t| t.state == state)
+            .map(|t| point(t))
+            .collect(),
+        color: palette(color),
+        dashed: false,
+        markers_only: true,
+    };
     let by_trial = vec![
-        Series {
-            label: "complete".into(),
-            points: done
-                .iter()
-                .filter(|t| t.state == TrialState::Complete)
-                .map(|t| point(t))
-                .collect(),
-            color: palette(0),
-            dashed: false,
-            markers_only: true,
-        },
-        Series {
-            label: "pruned".into(),
-            points: done
-                .iter()
-                .filter(|t| t.state == TrialState::Pruned)
-                .map(|t| point(t))
-                .collect(),
-            color: palette(3),
-            dashed: false,
-            markers_only: true,
-        },
+        trials_in(TrialState::Complete, "complete", 0),
+        trials_in(TrialState::Pruned, "pruned", 3),
         Series {
             label: "best so far".into(),
             points: running,
