@@ -28,6 +28,11 @@ enum Command {
     Augment(augment::AugmentArgs),
     /// Train a zoo model on a dataset with Burn's Learner; writes a run directory.
     Train(Box<train::TrainArgs>),
+    /// Fine-tune pre-trained weights (a run, or a .bpk/.safetensors/.pth file) on a new
+    /// dataset: new head, frozen layers, a smaller backbone learning rate.
+    Finetune(Box<train::FinetuneArgs>),
+    /// Convert weights (a run, .bpk, .safetensors or a torchvision .pth) to .safetensors or .bpk.
+    Export(train::ExportArgs),
     /// Accuracy, per-class accuracy and confusion matrix of a run on a dataset split.
     Eval(train::EvalArgs),
     /// Top classes of image files, by a trained run.
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
         Command::Summary(args) => summary::run(args),
         Command::Augment(args) => augment::run(args),
         Command::Train(args) => train::run(*args),
+        Command::Finetune(args) => train::finetune(*args),
+        Command::Export(args) => train::export(args),
         Command::Eval(args) => train::eval(args),
         Command::Predict(args) => train::predict(args),
         Command::Viz(args) => viz::run(args),

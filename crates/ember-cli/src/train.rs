@@ -7,8 +7,10 @@ use ember_data::transform::Preset;
 use ember_data::{ClassificationDataset, DatasetSpec, Split};
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
 use ember_train::eval::evaluate;
+use ember_train::finetune::Freeze;
 use ember_train::predict::{TrainedModel, top_k};
 use ember_train::run::RunDir;
+use ember_train::weights::{self, Layout, LoadOptions};
 use ember_train::{Backend, trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +41,12 @@ pub struct TrainArgs {
     /// Train on only N images of the training split (quick experiments).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Keep only these classes, relabelled 0..k: `5,6,7` or `5-9`.
+    #[arg(long, value_name = "LIST")]
+    classes: Option<String>,
+    /// Train on at most N images per class (few-shot fine-tuning).
+    #[arg(long)]
+    per_class: Option<usize>,
     /// Resize images to H,W (e.g. 224 for AlexNet on Fashion-MNIST).
     #[arg(long, value_parser = parse_resize)]
     resize: Option<[usize; 2]>,
@@ -110,6 +118,28 @@ pub struct TrainArgs {
     no_diagnostics: bool,
 }
 
+fn parse_classes(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{x}` is not a class number (expected e.g. 5,6,7 or 5-9)"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("empty range {part}"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    Ok(out)
+}
+
 fn parse_resize(s: &str) -> Result<[usize; 2], String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok([n, n]),
@@ -159,6 +189,12 @@ impl TrainArgs {
         if self.train_limit.is_some() {
             c.train_limit = self.train_limit;
         }
+        if let Some(list) = &self.classes {
+            c.classes = Some(parse_classes(list).map_err(anyhow::Error::msg)?);
+        }
+        if self.per_class.is_some() {
+            c.per_class = self.per_class;
+        }
         if self.resize.is_some() {
             c.resize = self.resize;
         }
@@ -200,6 +236,148 @@ impl TrainArgs {
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
     let resume = args.resume.is_some();
+    train_and_report(config, resume)
+}
+
+#[derive(Args)]
+pub struct FinetuneArgs {
+    /// Pre-trained weights: a run directory (its best weights), or a .bpk, .safetensors or
+    /// .pth/.pt file (torchvision's ImageNet files load into the matching zoo model).
+    #[arg(long, value_name = "RUN_DIR|WEIGHTS")]
+    from: Option<PathBuf>,
+    /// Whose tensor names the file uses: auto (torchvision for .pth/.pt), ember, torchvision.
+    #[arg(long)]
+    layout: Option<Layout>,
+    /// Load what fits and report the rest instead of failing.
+    #[arg(long)]
+    allow_partial: bool,
+    /// Re-initialise the classifier head even when the classes did not change.
+    #[arg(long)]
+    reset_head: bool,
+    /// none, all-but-head, stages:K (the first K stages) or prefix:NAME,... (default none).
+    #[arg(long)]
+    freeze: Option<Freeze>,
+    /// Backbone learning rate = --lr x this (default 0.1).
+    #[arg(long)]
+    backbone_lr_factor: Option<f64>,
+    /// Train only the head for N epochs, then everything.
+    #[arg(long, value_name = "N")]
+    unfreeze_after: Option<usize>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+pub fn finetune(mut args: FinetuneArgs) -> Result<()> {
+    let resume = args.train.resume.is_some();
+    // From a run, the model defaults to the run's (with its options).
+    let mut source_options = None;
+    if let Some(from) = &args.from
+        && from.is_dir()
+        && args.train.model.is_none()
+        && args.train.config.is_none()
+        && !resume
+    {
+        let source = TrainConfig::load(&RunDir::new(from).config())
+            .with_context(|| format!("{} is not a run directory; give --model", from.display()))?;
+        args.train.model = Some(source.model.clone());
+        source_options = Some(source.model_options);
+    }
+    if args.train.out.is_none() && !resume && args.train.config.is_none() {
+        let model = args.train.model.clone().unwrap_or_default();
+        let ds = args
+            .train
+            .dataset
+            .clone()
+            .unwrap_or_default()
+            .replace(['/', ':'], "_");
+        args.train.out = Some(PathBuf::from(format!("runs/{model}-{ds}-finetune")));
+    }
+    let mut config = args.train.config()?;
+    if let Some(o) = source_options
+        && config.model_options.is_empty()
+    {
+        config.model_options = o;
+    }
+    let mut ft = config.finetune.clone().unwrap_or_default();
+    match (&args.from, resume) {
+        (Some(from), _) => ft.from = from.clone(),
+        (None, false) if config.finetune.is_none() => {
+            bail!("give --from RUN_DIR or a weights file (.bpk, .safetensors, .pth)")
+        }
+        _ => {}
+    }
+    if let Some(l) = args.layout {
+        ft.layout = l;
+    }
+    if args.allow_partial {
+        ft.allow_partial = true;
+    }
+    if args.reset_head {
+        ft.reset_head = true;
+    }
+    if let Some(f) = args.freeze {
+        ft.freeze = f;
+    }
+    if let Some(f) = args.backbone_lr_factor {
+        ft.backbone_lr_factor = f;
+    }
+    if args.unfreeze_after.is_some() {
+        ft.unfreeze_after = args.unfreeze_after;
+    }
+    config.finetune = Some(ft);
+    config.validate()?;
+    train_and_report(config, resume)
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A run directory or a weights file (.bpk, .safetensors, .pth/.pt).
+    #[arg(long, value_name = "RUN_DIR|WEIGHTS")]
+    from: PathBuf,
+    /// The zoo model the weights are for (default: the run's).
+    #[arg(long)]
+    model: Option<String>,
+    /// Classes of the model (default: the run's, or the zoo model's).
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// Whose tensor names the file uses: auto, ember, torchvision.
+    #[arg(long, default_value = "auto")]
+    layout: Layout,
+    /// Write what fits and report the rest.
+    #[arg(long)]
+    allow_partial: bool,
+    /// The file to write: .safetensors or .bpk.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export(args: ExportArgs) -> Result<()> {
+    let device = Backend::Flex.device()?;
+    let config = match (&args.model, args.from.is_dir()) {
+        (Some(name), _) => ember_models::ModelConfig::from_name(name)?,
+        (None, true) => RunDir::new(&args.from)
+            .load_info()?
+            .model_config
+            .context("the run trained a custom network; only zoo models can be exported")?,
+        (None, false) => bail!("give --model NAME for a weights file"),
+    };
+    let config = match args.num_classes {
+        Some(n) => config.with_num_classes(n),
+        None => config,
+    };
+    let options = LoadOptions {
+        allow_partial: args.allow_partial,
+        layout: args.layout,
+        ..LoadOptions::default()
+    };
+    let (model, report) = weights::load_pretrained(&config, &args.from, &device, &options)?;
+    weights::save_as(&model, &config, &args.out)?;
+    println!("{}", report.describe());
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn train_and_report(config: TrainConfig, resume: bool) -> Result<()> {
     println!(
         "training {} on {} for {} epochs ({}, lr {}, batch {}) on {} -> {}",
         config.model,

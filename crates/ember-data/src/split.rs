@@ -149,3 +149,81 @@ mod tests {
         assert!(split_indices(10, -0.1, 0, None).is_err());
     }
 }
+
+/// The items of some classes only, relabelled `0..k` in the order given: a smaller task carved
+/// from a dataset (pre-train on CIFAR-10's classes 0-4, fine-tune on 5-9).
+#[derive(Debug, Clone)]
+pub struct ClassSubset<D: ?Sized> {
+    items: Subset<D>,
+    /// `relabel[old label] = Some(new label)`.
+    relabel: Vec<Option<usize>>,
+    classes: Vec<String>,
+}
+
+impl<D: ClassificationDataset + ?Sized> ClassSubset<D> {
+    /// The items of `classes` (labels of `inner`), at most `per_class` of each (the first
+    /// ones, in dataset order).
+    pub fn new(
+        inner: Arc<D>,
+        classes: &[usize],
+        per_class: Option<usize>,
+    ) -> Result<Self, DataError> {
+        let all = inner.classes();
+        let mut relabel = vec![None; all.len()];
+        for (new, &old) in classes.iter().enumerate() {
+            if old >= all.len() {
+                return Err(DataError::Invalid(format!(
+                    "class {old} does not exist: the dataset has {} classes (0-{})",
+                    all.len(),
+                    all.len().saturating_sub(1)
+                )));
+            }
+            if relabel[old].is_some() {
+                return Err(DataError::Invalid(format!("class {old} is listed twice")));
+            }
+            relabel[old] = Some(new);
+        }
+        let mut taken = vec![0usize; classes.len()];
+        let mut indices = Vec::new();
+        for i in 0..inner.len() {
+            let label = inner
+                .label(i)
+                .ok_or_else(|| DataError::Invalid(format!("item {i} has no label")))?;
+            if let Some(new) = relabel.get(label).copied().flatten()
+                && per_class.is_none_or(|n| taken[new] < n)
+            {
+                taken[new] += 1;
+                indices.push(i);
+            }
+        }
+        Ok(Self {
+            classes: classes.iter().map(|&c| all[c].clone()).collect(),
+            items: Subset::new(inner, indices),
+            relabel,
+        })
+    }
+}
+
+impl<D: ClassificationDataset + ?Sized> Dataset<ImageItem> for ClassSubset<D> {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        let mut item = self.items.get(index)?;
+        item.label = self.relabel[item.label].ok_or_else(|| {
+            DataError::Invalid(format!("item {index} changed class while being read"))
+        })?;
+        Ok(item)
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+impl<D: ClassificationDataset + ?Sized> ClassificationDataset for ClassSubset<D> {
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn label(&self, index: usize) -> Option<usize> {
+        self.relabel[self.items.label(index)?]
+    }
+}

@@ -21,6 +21,7 @@ pub mod init;
 pub mod registry;
 pub mod summary;
 pub mod taps;
+pub mod transfer;
 pub mod zoo;
 
 pub use activation::Activation;

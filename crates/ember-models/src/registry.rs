@@ -451,6 +451,9 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => {
                 // The narrowest bottleneck (64 planes) has 64 * width_per_group / 64 * groups
                 // channels in its 3x3 convolution, a multiple of groups once it is not empty.
+                if c.base_channels == 0 {
+                    return bad("base_channels must be at least 1".into());
+                }
                 if c.groups == 0 || c.width_per_group == 0 {
                     return bad(format!(
                         "groups ({}) and width_per_group ({}) must be at least 1",

@@ -172,6 +172,10 @@ pub struct TrainConfig {
     pub val_split: f64,
     /// Use only the first N training images (after the split): quick experiments.
     pub train_limit: Option<usize>,
+    /// Keep only these classes (labels of the dataset), relabelled 0..k in this order.
+    pub classes: Option<Vec<usize>>,
+    /// Train on at most N images of each class (after the split): few-shot fine-tuning.
+    pub per_class: Option<usize>,
     /// Resize images to `[H, W]` (e.g. 224 for AlexNet on Fashion-MNIST, as d2l does).
     pub resize: Option<[usize; 2]>,
     /// Passes over the training set.
@@ -221,6 +225,8 @@ pub struct TrainConfig {
     /// Record per-layer gradient norms and activation statistics of a few steps per epoch
     /// (`gradients.csv`, `activations.csv`; `ember viz gradients`).
     pub diagnostics: bool,
+    /// Start from pre-trained weights (`ember finetune`): a `[finetune]` table.
+    pub finetune: Option<crate::finetune::FinetuneConfig>,
 }
 
 impl Default for TrainConfig {
@@ -232,6 +238,8 @@ impl Default for TrainConfig {
             data_dir: None,
             val_split: 0.1,
             train_limit: None,
+            classes: None,
+            per_class: None,
             resize: None,
             epochs: 10,
             batch_size: 128,
@@ -256,6 +264,7 @@ impl Default for TrainConfig {
             out: PathBuf::from("runs/run"),
             log_every_secs: 10.0,
             diagnostics: true,
+            finetune: None,
         }
     }
 }
@@ -341,6 +350,17 @@ impl TrainConfig {
             && (h == 0 || w == 0)
         {
             return bad("--resize must be positive".into());
+        }
+        if self.per_class == Some(0) {
+            return bad("--per-class must be at least 1".into());
+        }
+        if let Some(c) = &self.classes
+            && c.is_empty()
+        {
+            return bad("--classes needs at least one class".into());
+        }
+        if let Some(ft) = &self.finetune {
+            ft.validate(self.epochs)?;
         }
         if self.train_limit == Some(0) {
             return bad("--train-limit must be at least 1".into());

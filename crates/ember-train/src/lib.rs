@@ -23,6 +23,7 @@ pub mod diagnostics;
 pub mod ensemble;
 pub mod error;
 pub mod eval;
+pub mod finetune;
 pub mod guard;
 pub mod logger;
 pub mod optim;
@@ -34,6 +35,7 @@ pub mod schedule;
 pub mod search;
 pub mod trainer;
 pub mod viz;
+pub mod weights;
 
 pub use backend::{Backend, BackendError};
 pub use classifier::{Classifier, Network};

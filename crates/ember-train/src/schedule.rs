@@ -50,6 +50,15 @@ impl Schedule {
         }
     }
 
+    /// The same schedule with every rate times `factor` (fine-tuning's backbone rate).
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            lr: self.lr * factor,
+            min_lr: self.min_lr * factor,
+            ..self.clone()
+        }
+    }
+
     /// The learning rate of optimizer step `t` (0-based).
     pub fn lr_at(&self, t: u64) -> f64 {
         let epoch = (t / self.steps_per_epoch) as f64;

@@ -6,14 +6,18 @@ use crate::config::{Monitor, TrainConfig};
 use crate::diagnostics::Diagnostics;
 use crate::error::{Result, TrainError};
 use crate::eval::{EvalReport, evaluate};
+use crate::finetune::Freeze;
 use crate::guard::NonFiniteGuard;
 use crate::logger::{EpochHook, EpochRecord, RunLogger, SharedRecords, read_metrics};
 use crate::renderer::LineRenderer;
 use crate::run::{AtomicCheckpointer, RunDir, RunInfo, write_atomic};
 use crate::schedule::Schedule;
+use crate::weights::LoadOptions;
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::Module;
+use burn::module::ParamGroup;
 use burn::tensor::Device;
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
@@ -26,7 +30,7 @@ use burn::train::{
     StoppingCondition, SupervisedTraining,
 };
 use ember_data::loader::{ImageBatch, ImageLoader, LoaderConfig};
-use ember_data::split::{Subset, train_val_split};
+use ember_data::split::{ClassSubset, Subset, train_val_split};
 use ember_data::transform::{Preset, Transform};
 use ember_data::{ClassificationDataset, DatasetSpec, ImageItem, Split};
 use ember_models::ModelConfig;
@@ -56,7 +60,13 @@ pub struct RunData {
 pub fn load_data(config: &TrainConfig) -> Result<RunData> {
     let spec: DatasetSpec = config.dataset.parse().map_err(TrainError::Config)?;
     let dir = config.data_dir.as_deref();
-    let full = spec.open(dir, Split::Train)?;
+    let only = |ds: Arc<dyn ClassificationDataset>| -> Result<Arc<dyn ClassificationDataset>> {
+        Ok(match &config.classes {
+            Some(c) => Arc::new(ClassSubset::new(ds, c, None)?),
+            None => ds,
+        })
+    };
+    let full = only(spec.open(dir, Split::Train)?)?;
     let classes = full.classes().to_vec();
     let (train, valid): (
         Arc<dyn ClassificationDataset>,
@@ -71,6 +81,13 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
             Arc::new(Subset::new(full, Vec::new())),
         )
     };
+    let train: Arc<dyn ClassificationDataset> = match config.per_class {
+        Some(n) => {
+            let all: Vec<usize> = (0..classes.len()).collect();
+            Arc::new(ClassSubset::new(train, &all, Some(n))?)
+        }
+        None => train,
+    };
     let train: Arc<dyn ClassificationDataset> = match config.train_limit {
         Some(limit) if limit < train.len() => {
             // Evenly spaced items keep the class mix of the (shuffled-by-class) split.
@@ -81,7 +98,7 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
         _ => train,
     };
     let test = if spec.has_test_split() {
-        Some(spec.open(dir, Split::Test)?)
+        Some(only(spec.open(dir, Split::Test)?)?)
     } else {
         None
     };
@@ -214,13 +231,84 @@ pub fn train_hooked(
         eval_transforms: data.eval_transforms.clone(),
         dataset: config.dataset.clone(),
     };
-    train_network_hooked(
+    let Some(ft) = &config.finetune else {
+        return train_network_hooked(
+            config,
+            data,
+            info,
+            resume,
+            move |d: &Device| model_cfg.init(d).map_err(TrainError::from),
+            hook,
+        );
+    };
+    ft.validate(config.epochs)?;
+    let head = model_cfg.head();
+    let names: Vec<String> = crate::finetune::named_params(&model_cfg.init(&devices[0])?)
+        .into_iter()
+        .filter(|p| !p.bn_flag)
+        .map(|p| p.name)
+        .collect();
+    let stages = model_cfg.stages();
+    let prefixes = |f: &Freeze| crate::finetune::frozen_prefixes(f, &head, &stages, &names);
+    let tuning = Tuning {
+        frozen: prefixes(&ft.freeze)?,
+        head_only: prefixes(&Freeze::AllButHead)?,
+        head: head.clone(),
+        backbone_lr_factor: ft.backbone_lr_factor,
+        unfreeze_after: ft.unfreeze_after,
+    };
+    // A run's head predicts its own classes: other classes (even as many) get a new head.
+    let other_classes = RunDir::new(&ft.from)
+        .load_info()
+        .is_ok_and(|source| source.classes != data.classes);
+    let options = LoadOptions {
+        allow_partial: ft.allow_partial,
+        layout: ft.layout,
+        new_head: true,
+        reset_head: ft.reset_head || other_classes,
+    };
+    let run = RunDir::new(&config.out);
+    // Fail before training when the weights do not fit; a run with a checkpoint starts from it.
+    let pretrained = if run.latest_checkpoint().is_none() {
+        let (model, report) = crate::weights::load_into(
+            model_cfg.init(&devices[0])?,
+            &model_cfg,
+            &ft.from,
+            &options,
+        )?;
+        println!("loaded {}: {}", report.source.display(), report.describe());
+        std::fs::create_dir_all(&run.root).map_err(|e| {
+            TrainError::file(&run.root, format!("cannot create the run directory: {e}"))
+        })?;
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| TrainError::Config(format!("load report: {e}")))?;
+        write_atomic(&run.root.join("pretrained.json"), json.as_bytes())?;
+        Some(model)
+    } else {
+        None
+    };
+    train_network_tuned(
         config,
         data,
         info,
         resume,
-        move |d: &Device| model_cfg.init(d).map_err(TrainError::from),
+        move |d: &Device| {
+            let mut model = model_cfg.init(d)?;
+            if let Some(p) = &pretrained {
+                // Copy the values into a model made on the training device: parameters keep
+                // that model's gradient tracking.
+                use burn::store::ModuleSnapshot;
+                let result = model.apply(p.collect(None, None, true), None, None, true);
+                if !result.errors.is_empty() || !result.missing.is_empty() {
+                    return Err(TrainError::Config(format!(
+                        "copying the pre-trained weights failed: {result}"
+                    )));
+                }
+            }
+            Ok(model)
+        },
         hook,
+        Some(&tuning),
     )
 }
 
@@ -243,6 +331,20 @@ pub fn train_network_hooked<N: Network>(
     resume: bool,
     build: impl Fn(&Device) -> Result<N>,
     hook: Option<EpochHook>,
+) -> Result<TrainOutcome> {
+    train_network_tuned(config, data, info, resume, build, hook, None)
+}
+
+/// [`train_network_hooked`] with fine-tuning's frozen layers, learning-rate groups and
+/// head-only epochs. `build` gives the starting network (pre-trained weights loaded).
+pub fn train_network_tuned<N: Network>(
+    config: &TrainConfig,
+    data: RunData,
+    info: RunInfo,
+    resume: bool,
+    build: impl Fn(&Device) -> Result<N>,
+    hook: Option<EpochHook>,
+    tuning: Option<&Tuning>,
 ) -> Result<TrainOutcome> {
     config.validate_options()?;
     let run = RunDir::new(&config.out);
@@ -274,14 +376,7 @@ pub fn train_network_hooked<N: Network>(
     config.save(&run.config())?;
     run.save_info(&info)?;
 
-    // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles and
-    // augmentation. A resumed run reseeds the backend with the epoch so that dropout does not
-    // replay the first epoch's masks.
-    device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
     let ad = device.clone().autodiff();
-    let net = build(&ad)?;
-    let mut model = Classifier::new(net);
-
     let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
         let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
         ImageLoader::new(
@@ -297,21 +392,8 @@ pub fn train_network_hooked<N: Network>(
             device.clone(),
         )
     };
-    let train_loader = loader(data.train.clone(), data.train_transforms.clone(), true)?;
-    train_loader.set_epoch(start_epoch as u64);
-    let valid_loader = loader(data.valid.clone(), data.eval_transforms.clone(), false)?;
-    let steps_per_epoch = train_loader.num_batches();
-    // Four measured steps per epoch: enough for a mean; each costs about a tenth of a second
-    // for LeNet on 2 cores (full MNIST, dev build: 14.4 s per epoch with 8 samples, 13.6 s without).
-    let diagnostics = config
-        .diagnostics
-        .then(|| Diagnostics::new(steps_per_epoch.div_ceil(4), &run.root));
-    if let Some(d) = &diagnostics {
-        model = model.with_diagnostics(d.clone());
-    }
     let train_items = data.train.len();
     let has_validation = !data.valid.is_empty();
-
     let records: SharedRecords = Arc::new(Mutex::new(if resume && run.metrics().is_file() {
         let mut r = read_metrics(&run.metrics())?;
         r.retain(|r| r.epoch <= start_epoch);
@@ -320,98 +402,75 @@ pub fn train_network_hooked<N: Network>(
         Vec::new()
     }));
 
-    let k = data.classes.len().clamp(1, 5);
-    // One metric, one direction, for both the best checkpoint and early stopping.
-    let (best_strategy, early_stopping) = {
-        let condition = StoppingCondition::NoImprovementSince {
-            n_epochs: config.early_stop_patience.unwrap_or(1),
-        };
-        let split = MetricSplit::Valid;
-        match config.monitor {
-            Monitor::ValAccuracy => {
-                let (m, d) = (AccuracyMetric::new(), Direction::Highest);
-                (
-                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
-                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
-                )
-            }
-            Monitor::ValLoss => {
-                let (m, d) = (LossMetric::new(), Direction::Lowest);
-                (
-                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
-                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
-                )
-            }
-        }
+    // Phases: one Learner launch each. Plain training is one phase; fine-tuning with
+    // `unfreeze_after = n` trains the head alone to epoch n, then resumes from that
+    // checkpoint with everything trainable.
+    let phases: Vec<(usize, Vec<String>)> = match tuning {
+        Some(t) => match t.unfreeze_after {
+            Some(n) => vec![(n, t.head_only.clone()), (config.epochs, t.frozen.clone())],
+            None => vec![(config.epochs, t.frozen.clone())],
+        },
+        None => vec![(config.epochs, Vec::new())],
     };
-    let mut strategy = ComposedCheckpointingStrategy::builder().add(KeepLastNCheckpoints::new(2));
-    if has_validation {
-        strategy = strategy.add(best_strategy);
+    let mut start_epoch = start_epoch;
+    let mut seconds = 0.0;
+    let mut last = None;
+    for (end, frozen) in phases {
+        if end <= start_epoch {
+            continue;
+        }
+        // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles
+        // and augmentation. A resumed run reseeds the backend with the epoch so that dropout
+        // does not replay the first epoch's masks.
+        device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
+        let (net, frozen_values) = crate::finetune::freeze_prefixes(build(&ad)?, &frozen);
+        let mut model = Classifier::new(net);
+        if start_epoch > 0 {
+            // The Learner loads this checkpoint too; loading it here first gives the model the
+            // checkpoint's parameter ids, which the learning-rate groups below refer to.
+            model = load_weights(model, &run.model_checkpoint(start_epoch))?;
+        }
+        if tuning.is_some() {
+            let (trainable, _) = crate::finetune::count_trainable(&model.net);
+            println!(
+                "epochs {}-{end}: {trainable} parameters train, {frozen_values} frozen",
+                start_epoch + 1
+            );
+        }
+        let outcome = launch(
+            config,
+            &run,
+            model,
+            Phase {
+                start_epoch,
+                end,
+                records: records.clone(),
+                hook: hook.clone(),
+                tuning,
+            },
+            &data,
+            &devices,
+            &loader,
+            train_items,
+            has_validation,
+        )?;
+        seconds += outcome.1;
+        last = Some(outcome.0);
+        let reached = records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map_or(0, |r| r.epoch);
+        if reached < end {
+            // Early stopping or a hook ended the run.
+            break;
+        }
+        start_epoch = end;
     }
-    let ckpt = run.checkpoints();
-    let interrupter = Interrupter::new();
-    let mut training = SupervisedTraining::new(
-        &run.root,
-        Arc::new(train_loader) as Arc<dyn DataLoader<ImageBatch>>,
-        Arc::new(valid_loader) as Arc<dyn DataLoader<ImageBatch>>,
-    )
-    .metrics((AccuracyMetric::new(), LossMetric::new()))
-    .metric_train_numeric(TopKAccuracyMetric::new(k))
-    .metric_valid_numeric(TopKAccuracyMetric::new(k))
-    .metric_train_numeric(LearningRateMetric::new())
-    .with_metric_logger(FileMetricLogger::new(&run.root))
-    .with_metric_logger(
-        RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
-            .with_diagnostics(diagnostics)
-            .with_hook(hook, interrupter.clone()),
-    )
-    .with_interrupter(interrupter)
-    .with_custom_checkpointers(
-        AtomicCheckpointer::new(&ckpt, "model"),
-        AtomicCheckpointer::new(&ckpt, "optim"),
-        AtomicCheckpointer::new(&ckpt, "scheduler"),
-    )
-    .with_checkpointing_strategy(strategy.build())
-    .num_epochs(config.epochs);
-    let guard = NonFiniteGuard::new(training.interrupter());
-    training = training.metric_train(guard.clone());
-    if config.early_stop_patience.is_some() {
-        training = training.early_stopping(early_stopping);
-    }
-    if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
-        training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
-            config.log_every_secs,
-        ))));
-    }
-    if devices.len() > 1 {
-        training = training.with_training_strategy(
-            ExecutionStrategy::multi(devices.clone(), MultiDeviceOptim::OptimMainDevice).into(),
-        );
-    }
-    if start_epoch > 0 {
-        training = training.checkpoint(start_epoch);
-        println!("resuming {} from epoch {start_epoch}", run.root.display());
-    }
-
-    let schedule = Schedule::from_config(config, steps_per_epoch);
-    let optim = crate::optim::build(config);
-    let started = Instant::now();
-    let result = training.launch(Learner::new(model, optim, schedule));
-    let seconds = started.elapsed().as_secs_f64();
-
+    let Some(final_net) = last else {
+        return Err(TrainError::Config("nothing to train".into()));
+    };
     let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(value) = guard.tripped() {
-        let last = run.latest_checkpoint();
-        return Err(TrainError::NonFinite {
-            value: format!("{value}"),
-            epoch: last.map_or(1, |e| e + 1),
-            last_good: last.map_or(run.checkpoints(), |e| run.model_checkpoint(e)),
-        });
-    }
-    if let Some(e) = result.error {
-        return Err(TrainError::Training(e.to_string()));
-    }
-    let final_net = result.model.net;
     save_weights(&final_net, &run.final_weights())?;
 
     let best_epoch = best_epoch(&records, config.monitor);
@@ -481,6 +540,168 @@ pub fn train_network_hooked<N: Network>(
         stopped_early,
         seconds,
     })
+}
+
+/// One Learner launch of a run: epochs `start_epoch + 1 ..= end`.
+struct Phase<'a> {
+    start_epoch: usize,
+    end: usize,
+    records: SharedRecords,
+    hook: Option<EpochHook>,
+    tuning: Option<&'a Tuning>,
+}
+
+/// How fine-tuning shapes a run (see [`crate::finetune`]): which parameters train when, at
+/// which rate.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// Prefixes of the classifier head.
+    pub head: Vec<String>,
+    /// Prefixes frozen for the whole run (after any head-only epochs).
+    pub frozen: Vec<String>,
+    /// Everything but the head: frozen during the first `unfreeze_after` epochs.
+    pub head_only: Vec<String>,
+    /// The backbone's learning rate is the head's times this.
+    pub backbone_lr_factor: f64,
+    /// Head-only epochs before everything trains.
+    pub unfreeze_after: Option<usize>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch<N: Network>(
+    config: &TrainConfig,
+    run: &RunDir,
+    mut model: Classifier<N>,
+    phase: Phase,
+    data: &RunData,
+    devices: &[Device],
+    loader: &dyn Fn(
+        Arc<dyn ClassificationDataset>,
+        Vec<Transform>,
+        bool,
+    ) -> std::result::Result<ImageLoader, ember_data::DataError>,
+    train_items: usize,
+    has_validation: bool,
+) -> Result<(N, f64)> {
+    let Phase {
+        start_epoch,
+        end,
+        records,
+        hook,
+        tuning,
+    } = phase;
+    let train_loader = loader(data.train.clone(), data.train_transforms.clone(), true)?;
+    train_loader.set_epoch(start_epoch as u64);
+    let valid_loader = loader(data.valid.clone(), data.eval_transforms.clone(), false)?;
+    let steps_per_epoch = train_loader.num_batches();
+    // Four measured steps per epoch: enough for a mean; each costs about a tenth of a second
+    // for LeNet on 2 cores (full MNIST, dev build: 14.4 s per epoch with 8 samples, 13.6 s without).
+    let diagnostics = config
+        .diagnostics
+        .then(|| Diagnostics::new(steps_per_epoch.div_ceil(4), &run.root));
+    if let Some(d) = &diagnostics {
+        model = model.with_diagnostics(d.clone());
+    }
+    let k = data.classes.len().clamp(1, 5);
+    // One metric, one direction, for both the best checkpoint and early stopping.
+    let (best_strategy, early_stopping) = {
+        let condition = StoppingCondition::NoImprovementSince {
+            n_epochs: config.early_stop_patience.unwrap_or(1),
+        };
+        let split = MetricSplit::Valid;
+        match config.monitor {
+            Monitor::ValAccuracy => {
+                let (m, d) = (AccuracyMetric::new(), Direction::Highest);
+                (
+                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
+                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
+                )
+            }
+            Monitor::ValLoss => {
+                let (m, d) = (LossMetric::new(), Direction::Lowest);
+                (
+                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
+                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
+                )
+            }
+        }
+    };
+    let mut strategy = ComposedCheckpointingStrategy::builder().add(KeepLastNCheckpoints::new(2));
+    if has_validation {
+        strategy = strategy.add(best_strategy);
+    }
+    let ckpt = run.checkpoints();
+    let interrupter = Interrupter::new();
+    let mut training = SupervisedTraining::new(
+        &run.root,
+        Arc::new(train_loader) as Arc<dyn DataLoader<ImageBatch>>,
+        Arc::new(valid_loader) as Arc<dyn DataLoader<ImageBatch>>,
+    )
+    .metrics((AccuracyMetric::new(), LossMetric::new()))
+    .metric_train_numeric(TopKAccuracyMetric::new(k))
+    .metric_valid_numeric(TopKAccuracyMetric::new(k))
+    .metric_train_numeric(LearningRateMetric::new())
+    .with_metric_logger(FileMetricLogger::new(&run.root))
+    .with_metric_logger(
+        RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
+            .with_diagnostics(diagnostics)
+            .with_hook(hook, interrupter.clone()),
+    )
+    .with_interrupter(interrupter)
+    .with_custom_checkpointers(
+        AtomicCheckpointer::new(&ckpt, "model"),
+        AtomicCheckpointer::new(&ckpt, "optim"),
+        AtomicCheckpointer::new(&ckpt, "scheduler"),
+    )
+    .with_checkpointing_strategy(strategy.build())
+    .num_epochs(end);
+    let guard = NonFiniteGuard::new(training.interrupter());
+    training = training.metric_train(guard.clone());
+    if config.early_stop_patience.is_some() {
+        training = training.early_stopping(early_stopping);
+    }
+    if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
+        training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
+            config.log_every_secs,
+        ))));
+    }
+    if devices.len() > 1 {
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice).into(),
+        );
+    }
+    if start_epoch > 0 {
+        training = training.checkpoint(start_epoch);
+        println!("resuming {} from epoch {start_epoch}", run.root.display());
+    }
+
+    let schedule = Schedule::from_config(config, steps_per_epoch);
+    let lr: ModuleLrScheduler = match tuning {
+        Some(t) if t.backbone_lr_factor != 1.0 => {
+            // Discriminative rates: the backbone follows the same schedule, scaled.
+            let backbone = ParamGroup::from_ids(crate::finetune::backbone_ids(&model.net, &t.head));
+            let scaled = schedule.scaled(t.backbone_lr_factor);
+            ModuleLrScheduler::new(schedule).with_group(backbone, scaled)
+        }
+        _ => schedule.into(),
+    };
+    let optim = crate::optim::build(config);
+    let started = Instant::now();
+    let result = training.launch(Learner::new(model, optim, lr));
+    let seconds = started.elapsed().as_secs_f64();
+
+    if let Some(value) = guard.tripped() {
+        let last = run.latest_checkpoint();
+        return Err(TrainError::NonFinite {
+            value: format!("{value}"),
+            epoch: last.map_or(1, |e| e + 1),
+            last_good: last.map_or(run.checkpoints(), |e| run.model_checkpoint(e)),
+        });
+    }
+    if let Some(e) = result.error {
+        return Err(TrainError::Training(e.to_string()));
+    }
+    Ok((result.model.net, seconds))
 }
 
 /// The best epoch by `monitor`, among epochs with a validation value.

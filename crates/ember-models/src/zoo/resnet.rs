@@ -240,6 +240,10 @@ pub struct ResNetConfig {
     /// ImageNet or CIFAR stem.
     #[config(default = "Stem::Imagenet")]
     pub stem: Stem,
+    /// Channels of the stem and the first stage; each later stage doubles them (64 in the
+    /// paper; small values make test-sized ResNets).
+    #[config(default = 64)]
+    pub base_channels: usize,
     /// ResNeXt cardinality (groups of the 3x3 convolution in each bottleneck).
     #[config(default = 1)]
     pub groups: usize,
@@ -287,9 +291,10 @@ impl ResNetConfig {
 
     /// Initialises the model on `device`.
     pub fn init(&self, device: &Device) -> ResNet {
+        let b = self.base_channels;
         let (stem, maxpool) = match self.stem {
             Stem::Imagenet => (
-                conv_bn([self.in_channels, 64], 7, 2, true)
+                conv_bn([self.in_channels, b], 7, 2, true)
                     .with_init(self.init)
                     .init(device),
                 Some(
@@ -300,7 +305,7 @@ impl ResNetConfig {
                 ),
             ),
             Stem::Cifar => (
-                conv_bn([self.in_channels, 64], 3, 1, true)
+                conv_bn([self.in_channels, b], 3, 1, true)
                     .with_init(self.init)
                     .init(device),
                 None,
@@ -310,7 +315,7 @@ impl ResNetConfig {
             BlockKind::Basic => 1,
             BlockKind::Bottleneck => Bottleneck::EXPANSION,
         };
-        let mut cin = 64;
+        let mut cin = b;
         let mut stage = |planes: usize, blocks: usize, stride: usize| {
             (0..blocks)
                 .map(|i| {
@@ -334,10 +339,10 @@ impl ResNetConfig {
                 })
                 .collect::<Vec<_>>()
         };
-        let layer1 = stage(64, self.layers[0], 1);
-        let layer2 = stage(128, self.layers[1], 2);
-        let layer3 = stage(256, self.layers[2], 2);
-        let layer4 = stage(512, self.layers[3], 2);
+        let layer1 = stage(b, self.layers[0], 1);
+        let layer2 = stage(2 * b, self.layers[1], 2);
+        let layer3 = stage(4 * b, self.layers[2], 2);
+        let layer4 = stage(8 * b, self.layers[3], 2);
         ResNet {
             stem,
             maxpool,
@@ -348,7 +353,7 @@ impl ResNetConfig {
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: self.init.linear(
                 Activation::Relu,
-                LinearConfig::new(512 * expansion, self.num_classes),
+                LinearConfig::new(8 * b * expansion, self.num_classes),
                 device,
             ),
         }

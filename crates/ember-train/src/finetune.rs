@@ -1,0 +1,319 @@
+//! Fine-tuning (d2l 14.2): start from a network trained on a source task, give it a fresh
+//! output layer for the target classes, fix the lower layers or train them with a smaller
+//! learning rate than the new head, optionally train the head alone for a few epochs first.
+//!
+//! Freezing uses Burn's `freeze_group`: frozen parameters get no gradient (so the optimizer
+//! never touches them, weight decay included) and frozen batch-norm layers stop updating their
+//! running statistics and normalise with them, as in evaluation.
+
+use crate::error::{Result, TrainError};
+use crate::weights::Layout;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::tensor::Tensor;
+use ember_models::ParamPath;
+use ember_models::transfer::under;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which parameters do not train.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Freeze {
+    /// Everything trains.
+    #[default]
+    None,
+    /// Only the classifier head trains.
+    AllButHead,
+    /// The first K stages of the model (its stem first) do not train.
+    Stages(usize),
+    /// These layers (name prefixes, e.g. `stem`, `layer1.0`) do not train.
+    Prefixes(Vec<String>),
+}
+
+impl std::str::FromStr for Freeze {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        if s == "none" || s.is_empty() {
+            return Ok(Freeze::None);
+        }
+        if s == "all-but-head" || s == "backbone" {
+            return Ok(Freeze::AllButHead);
+        }
+        if let Some(k) = s.strip_prefix("stages:") {
+            return k
+                .parse()
+                .map(Freeze::Stages)
+                .map_err(|_| format!("--freeze stages:K needs a number, got `{k}`"));
+        }
+        if let Some(list) = s.strip_prefix("prefix:") {
+            let prefixes: Vec<String> = list
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect();
+            if prefixes.is_empty() {
+                return Err("--freeze prefix:NAME,... needs at least one layer name".into());
+            }
+            return Ok(Freeze::Prefixes(prefixes));
+        }
+        Err(format!(
+            "unknown --freeze `{s}`; expected none, all-but-head, stages:K or prefix:NAME,..."
+        ))
+    }
+}
+
+impl TryFrom<String> for Freeze {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Freeze> for String {
+    fn from(f: Freeze) -> String {
+        f.to_string()
+    }
+}
+
+impl std::fmt::Display for Freeze {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Freeze::None => write!(f, "none"),
+            Freeze::AllButHead => write!(f, "all-but-head"),
+            Freeze::Stages(k) => write!(f, "stages:{k}"),
+            Freeze::Prefixes(p) => write!(f, "prefix:{}", p.join(",")),
+        }
+    }
+}
+
+/// The `[finetune]` table of a run's config: where the weights come from and how they train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// A run directory (its best weights) or a weights file (.bpk, .safetensors, .pth).
+    pub from: PathBuf,
+    /// Whose names the file uses (`auto`: torchvision for .pth/.pt).
+    pub layout: Layout,
+    /// Load what fits and report the rest.
+    pub allow_partial: bool,
+    /// Re-initialise the head even when the classes did not change.
+    pub reset_head: bool,
+    /// What does not train.
+    pub freeze: Freeze,
+    /// The backbone's learning rate is the head's (`lr`) times this.
+    pub backbone_lr_factor: f64,
+    /// Train only the head for this many epochs, then everything (with the factor above).
+    pub unfreeze_after: Option<usize>,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            from: PathBuf::new(),
+            layout: Layout::Auto,
+            allow_partial: false,
+            reset_head: false,
+            freeze: Freeze::None,
+            backbone_lr_factor: 0.1,
+            unfreeze_after: None,
+        }
+    }
+}
+
+impl FinetuneConfig {
+    /// Checks the numbers.
+    pub fn validate(&self, epochs: usize) -> Result<()> {
+        if !(self.backbone_lr_factor >= 0.0 && self.backbone_lr_factor.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "--backbone-lr-factor must be >= 0, got {}",
+                self.backbone_lr_factor
+            )));
+        }
+        if let Some(n) = self.unfreeze_after
+            && (n == 0 || n >= epochs)
+        {
+            return Err(TrainError::Config(format!(
+                "--unfreeze-after {n} must be between 1 and --epochs - 1 ({})",
+                epochs.saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One parameter (or batch-norm training flag) of a module, by Ember name.
+#[derive(Debug, Clone)]
+pub struct NamedParam {
+    /// `layer1.0.conv1.bn.gamma`.
+    pub name: String,
+    /// Burn's id.
+    pub id: ParamId,
+    /// Number of values (0 for a flag).
+    pub numel: usize,
+    /// A batch-norm layer's training flag rather than a tensor.
+    pub bn_flag: bool,
+}
+
+/// Every float parameter and every batch-norm flag of `module`, by name.
+pub fn named_params<M: Module>(module: &M) -> Vec<NamedParam> {
+    struct Names {
+        path: ParamPath,
+        containers: Vec<String>,
+        out: Vec<NamedParam>,
+    }
+    impl ModuleVisitor for Names {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            self.path.enter(name, container);
+            self.containers.push(container.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+            self.containers.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let (layer, name) = self.path.layer_and_name();
+            let numel = param.shape().num_elements();
+            self.out.push(NamedParam {
+                name: join(&layer, name),
+                id: param.id,
+                numel,
+                bn_flag: false,
+            });
+        }
+        fn visit_flag(&mut self, flag: &Param<burn::module::Flag>) {
+            // Only batch norm's flag: freezing dropout's would change the head's regularisation.
+            let in_bn = self
+                .containers
+                .iter()
+                .rev()
+                .find(|c| c.starts_with("Struct:"))
+                .is_some_and(|c| c == "Struct:BatchNorm");
+            if in_bn {
+                let (layer, name) = self.path.layer_and_name();
+                self.out.push(NamedParam {
+                    name: join(&layer, name),
+                    id: flag.id,
+                    numel: 0,
+                    bn_flag: true,
+                });
+            }
+        }
+    }
+    fn join(layer: &str, name: &str) -> String {
+        if layer.is_empty() {
+            name.to_string()
+        } else {
+            format!("{layer}.{name}")
+        }
+    }
+    let mut v = Names {
+        path: ParamPath::default(),
+        containers: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// The prefixes `freeze` stands for in a model with this head and these stages.
+pub fn frozen_prefixes(
+    freeze: &Freeze,
+    head: &[String],
+    stages: &[Vec<String>],
+    names: &[String],
+) -> Result<Vec<String>> {
+    let in_head = |n: &str| head.iter().any(|h| under(n, h));
+    match freeze {
+        Freeze::None => Ok(Vec::new()),
+        Freeze::AllButHead => {
+            // Every parameter outside the head, by its own name.
+            Ok(names.iter().filter(|n| !in_head(n)).cloned().collect())
+        }
+        Freeze::Stages(k) => {
+            if *k > stages.len() {
+                return Err(TrainError::Config(format!(
+                    "--freeze stages:{k}: this model has {} stages ({})",
+                    stages.len(),
+                    stages
+                        .iter()
+                        .map(|s| s.join("+"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            Ok(stages[..*k].concat())
+        }
+        Freeze::Prefixes(prefixes) => {
+            for p in prefixes {
+                if !names.iter().any(|n| under(n, p)) {
+                    let mut layers: Vec<&str> = names
+                        .iter()
+                        .map(|n| n.split('.').next().unwrap_or(n))
+                        .collect();
+                    layers.dedup();
+                    return Err(TrainError::Config(format!(
+                        "--freeze prefix:{p} matches no parameter; the model's layers are {}",
+                        layers.join(", ")
+                    )));
+                }
+            }
+            Ok(prefixes.clone())
+        }
+    }
+}
+
+/// Freezes the parameters (and batch-norm statistics) under `prefixes`; returns the module and
+/// the number of frozen parameter values.
+pub fn freeze_prefixes<M: Module>(module: M, prefixes: &[String]) -> (M, usize) {
+    if prefixes.is_empty() {
+        return (module, 0);
+    }
+    let chosen: Vec<NamedParam> = named_params(&module)
+        .into_iter()
+        .filter(|p| {
+            prefixes
+                .iter()
+                .any(|q| under(&p.name, q) || bn_flag_of(p, q))
+        })
+        .collect();
+    let frozen = chosen.iter().map(|p| p.numel).sum();
+    let ids = chosen.into_iter().map(|p| p.id).collect();
+    (module.freeze_group(ParamGroup::from_ids(ids)), frozen)
+}
+
+/// A batch-norm flag belongs to a frozen layer when that layer's parameters are frozen by
+/// name (`all-but-head` lists `x.bn.gamma`, whose flag is `x.bn.training`).
+fn bn_flag_of(p: &NamedParam, prefix: &str) -> bool {
+    p.bn_flag
+        && p.name
+            .rsplit_once('.')
+            .is_some_and(|(layer, _)| prefix.rsplit_once('.').is_some_and(|(l, _)| l == layer))
+}
+
+/// The ids of the parameters outside the head: the group that trains at the backbone rate.
+pub fn backbone_ids<M: Module>(module: &M, head: &[String]) -> Vec<ParamId> {
+    named_params(module)
+        .into_iter()
+        .filter(|p| !p.bn_flag && !head.iter().any(|h| under(&p.name, h)))
+        .map(|p| p.id)
+        .collect()
+}
+
+/// Trainable and frozen parameter values of `module`.
+pub fn count_trainable<M: Module>(module: &M) -> (usize, usize) {
+    struct Count(usize, usize);
+    impl ModuleVisitor for Count {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let n = param.shape().num_elements();
+            if param.is_require_grad() {
+                self.0 += n;
+            } else {
+                self.1 += n;
+            }
+        }
+    }
+    let mut c = Count(0, 0);
+    module.visit(&mut c);
+    (c.0, c.1)
+}
