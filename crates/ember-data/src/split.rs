@@ -124,32 +124,6 @@ pub fn train_val_split<D: ClassificationDataset + ?Sized>(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_are_seeded_disjoint_complete_and_stratified() {
-        let labels: Vec<usize> = (0..1000).map(|i| if i < 900 { 0 } else { 1 }).collect();
-        let (t1, v1) = split_indices(1000, 0.1, 7, Some(&labels)).unwrap();
-        let (t2, v2) = split_indices(1000, 0.1, 7, Some(&labels)).unwrap();
-        assert_eq!((&t1, &v1), (&t2, &v2), "same seed, same split");
-        let (_, v3) = split_indices(1000, 0.1, 8, Some(&labels)).unwrap();
-        assert_ne!(v1, v3, "another seed, another split");
-        assert_eq!(v1.len(), 100);
-        assert_eq!(
-            v1.iter().filter(|&&i| labels[i] == 1).count(),
-            10,
-            "10% of each class"
-        );
-        let mut all: Vec<usize> = t1.iter().chain(&v1).copied().collect();
-        all.sort_unstable();
-        assert_eq!(all, (0..1000).collect::<Vec<_>>(), "disjoint and complete");
-        assert!(split_indices(10, 1.0, 0, None).is_err());
-        assert!(split_indices(10, -0.1, 0, None).is_err());
-    }
-}
-
 /// The items of some classes only, relabelled `0..k` in the order given: a smaller task carved
 /// from a dataset (pre-train on CIFAR-10's classes 0-4, fine-tune on 5-9).
 #[derive(Debug, Clone)]
@@ -225,5 +199,80 @@ impl<D: ClassificationDataset + ?Sized> ClassificationDataset for ClassSubset<D>
 
     fn label(&self, index: usize) -> Option<usize> {
         self.relabel[self.items.label(index)?]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_are_seeded_disjoint_complete_and_stratified() {
+        let labels: Vec<usize> = (0..1000).map(|i| if i < 900 { 0 } else { 1 }).collect();
+        let (t1, v1) = split_indices(1000, 0.1, 7, Some(&labels)).unwrap();
+        let (t2, v2) = split_indices(1000, 0.1, 7, Some(&labels)).unwrap();
+        assert_eq!((&t1, &v1), (&t2, &v2), "same seed, same split");
+        let (_, v3) = split_indices(1000, 0.1, 8, Some(&labels)).unwrap();
+        assert_ne!(v1, v3, "another seed, another split");
+        assert_eq!(v1.len(), 100);
+        assert_eq!(
+            v1.iter().filter(|&&i| labels[i] == 1).count(),
+            10,
+            "10% of each class"
+        );
+        let mut all: Vec<usize> = t1.iter().chain(&v1).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>(), "disjoint and complete");
+        assert!(split_indices(10, 1.0, 0, None).is_err());
+        assert!(split_indices(10, -0.1, 0, None).is_err());
+    }
+
+    /// Labels only; every image is 1x1 with the label as its value.
+    struct Labels(Vec<usize>, Vec<String>);
+    impl Dataset<ImageItem> for Labels {
+        fn get(&self, i: usize) -> Result<ImageItem, DatasetError> {
+            let mut image = crate::image::Image::zeros(1, 1, 1);
+            image.data[0] = self.0[i] as f32;
+            Ok(ImageItem {
+                image,
+                label: self.0[i],
+            })
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
+    impl ClassificationDataset for Labels {
+        fn classes(&self) -> &[String] {
+            &self.1
+        }
+        fn label(&self, i: usize) -> Option<usize> {
+            self.0.get(i).copied()
+        }
+    }
+
+    #[test]
+    fn class_subsets_keep_relabel_and_cap_the_chosen_classes() {
+        let labels = (0..40).map(|i| i % 4).collect();
+        let names = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let ds = Arc::new(Labels(labels, names));
+        let sub = ClassSubset::new(ds.clone(), &[3, 1], Some(4)).unwrap();
+        assert_eq!(sub.classes(), ["d".to_string(), "b".to_string()]);
+        assert_eq!(sub.len(), 8, "4 of each of the two classes");
+        let items: Vec<ImageItem> = (0..sub.len()).map(|i| sub.get(i).unwrap()).collect();
+        for (i, item) in items.iter().enumerate() {
+            let old = item.image.data[0] as usize;
+            assert_eq!(
+                item.label,
+                if old == 3 { 0 } else { 1 },
+                "relabelled in the given order"
+            );
+            assert_eq!(sub.label(i), Some(item.label));
+        }
+        assert!(
+            ClassSubset::new(ds.clone(), &[4], None).is_err(),
+            "no class 4"
+        );
+        assert!(ClassSubset::new(ds, &[1, 1], None).is_err(), "listed twice");
     }
 }
