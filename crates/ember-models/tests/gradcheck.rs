@@ -277,3 +277,183 @@ fn residual_blocks_identity_and_projection() {
         weighted_sum(y)
     });
 }
+
+/// One convolution's shapes for [`conv2d_backward_matches_direct_sums`].
+struct ConvCase {
+    x: [usize; 4],
+    c_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [(usize, usize); 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+/// The three gradients of `L = sum(conv2d(x, w, b) * r)` by direct summation over every
+/// (image, output unit, kernel tap): `dL/dy = r`, so `db[o] = sum r[., o]`, `dw = sum r x`,
+/// `dx = sum r w`, each over the taps that touch the element.
+fn conv_reference(c: &ConvCase, x: &[f64], w: &[f64], r: &[f64], out: [usize; 2]) -> [Vec<f64>; 3] {
+    let [n, c_in, h, wd] = c.x;
+    let [kh, kw] = c.kernel;
+    let (cin_g, cout_g) = (c_in / c.groups, c.c_out / c.groups);
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.c_out]);
+    for b in 0..n {
+        for o in 0..c.c_out {
+            for oy in 0..out[0] {
+                for ox in 0..out[1] {
+                    let g = r[((b * c.c_out + o) * out[0] + oy) * out[1] + ox];
+                    db[o] += g;
+                    for ci in 0..cin_g {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let iy = (oy * c.stride[0] + ki * c.dilation[0]) as isize
+                                    - c.padding[0].0 as isize;
+                                let ix = (ox * c.stride[1] + kj * c.dilation[1]) as isize
+                                    - c.padding[1].0 as isize;
+                                if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
+                                    continue;
+                                }
+                                let channel = (o / cout_g) * cin_g + ci;
+                                let xi =
+                                    ((b * c_in + channel) * h + iy as usize) * wd + ix as usize;
+                                let wi = ((o * cin_g + ci) * kh + ki) * kw + kj;
+                                dw[wi] += g * x[xi];
+                                dx[xi] += g * w[wi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    [dx, dw, db]
+}
+
+/// Flex's convolution backward (input, weight and bias gradients: Ember's vendored kernels,
+/// `vendor/burn-flex`) against direct sums, over strides, symmetric and asymmetric padding,
+/// dilation, groups (depthwise included), 1x1 kernels, odd and non-square sizes, and shapes
+/// large enough that the kernels cut images into several column chunks.
+#[test]
+fn conv2d_backward_matches_direct_sums() {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    let base = |x, c_out, kernel| ConvCase {
+        x,
+        c_out,
+        kernel,
+        stride: [1, 1],
+        padding: [(0, 0), (0, 0)],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let cases = [
+        base([2, 3, 7, 6], 4, [3, 3]),
+        ConvCase {
+            stride: [2, 2],
+            padding: [(1, 1), (1, 1)],
+            ..base([3, 4, 9, 8], 5, [3, 3])
+        },
+        ConvCase {
+            stride: [2, 3],
+            padding: [(0, 2), (1, 0)],
+            ..base([2, 2, 7, 10], 3, [3, 2])
+        },
+        ConvCase {
+            dilation: [2, 3],
+            padding: [(2, 2), (1, 1)],
+            ..base([2, 3, 9, 11], 2, [3, 3])
+        },
+        ConvCase {
+            groups: 2,
+            padding: [(1, 1), (1, 1)],
+            ..base([2, 4, 6, 6], 6, [3, 3])
+        },
+        ConvCase {
+            groups: 5,
+            stride: [2, 1],
+            padding: [(1, 1), (1, 1)],
+            ..base([3, 5, 7, 5], 5, [3, 3])
+        },
+        base([3, 6, 5, 4], 7, [1, 1]),
+        ConvCase {
+            stride: [2, 2],
+            ..base([3, 6, 5, 5], 4, [1, 1])
+        },
+        ConvCase {
+            stride: [3, 3],
+            ..base([1, 2, 8, 8], 2, [2, 2])
+        },
+        ConvCase {
+            stride: [2, 2],
+            padding: [(3, 3), (3, 3)],
+            ..base([1, 3, 23, 17], 4, [7, 7])
+        },
+        // Stride 1 with the input's width: the whole-image shifted-copy paths, and the
+        // input gradient as a convolution with flipped kernels (asymmetric, dilated).
+        ConvCase {
+            padding: [(1, 1), (1, 1)],
+            ..base([3, 2, 5, 7], 3, [3, 3])
+        },
+        ConvCase {
+            dilation: [2, 2],
+            padding: [(2, 2), (2, 2)],
+            ..base([2, 3, 6, 6], 2, [3, 3])
+        },
+        ConvCase {
+            padding: [(1, 2), (2, 1)],
+            ..base([2, 2, 6, 3], 2, [4, 4])
+        },
+        // More positions per image than one column chunk holds (K = 576).
+        ConvCase {
+            padding: [(1, 1), (1, 1)],
+            ..base([2, 64, 45, 45], 2, [3, 3])
+        },
+        // Many small images: several images per chunk, more chunks than threads.
+        ConvCase {
+            padding: [(1, 1), (1, 1)],
+            ..base([37, 3, 5, 5], 4, [3, 3])
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let [n, c_in, h, w] = c.x;
+        let [kh, kw] = c.kernel;
+        let out = [0, 1].map(|d| {
+            let size = [h, w][d] + c.padding[d].0 + c.padding[d].1;
+            (size - (c.dilation[d] * (c.kernel[d] - 1) + 1)) / c.stride[d] + 1
+        });
+        let w_shape = [c.c_out, c_in / c.groups, kh, kw];
+        let (x0, w0, b0) = (
+            values(n * c_in * h * w, 10 + i as u64),
+            values(w_shape.iter().product(), 20 + i as u64),
+            values(c.c_out, 30 + i as u64),
+        );
+        let r0 = values(n * c.c_out * out[0] * out[1], 40 + i as u64);
+        let x = tensor(x0.clone(), c.x).require_grad();
+        let wt = tensor(w0.clone(), w_shape).require_grad();
+        let b = tensor(b0, [c.c_out]).require_grad();
+        let options = ConvOptions::new_with_padding(c.stride, c.padding, c.dilation, c.groups);
+        let y = conv2d(x.clone(), wt.clone(), Some(b.clone()), options);
+        assert_eq!(
+            y.dims(),
+            [n, c.c_out, out[0], out[1]],
+            "case {i}: output shape"
+        );
+        let grads = (y * tensor(r0.clone(), [n, c.c_out, out[0], out[1]]))
+            .sum()
+            .backward();
+        let [rdx, rdw, rdb] = conv_reference(c, &x0, &w0, &r0, out);
+        for (name, got, want) in [
+            ("dx", to_vec(x.grad(&grads).expect("x grad")), rdx),
+            ("dw", to_vec(wt.grad(&grads).expect("w grad")), rdw),
+            ("db", to_vec(b.grad(&grads).expect("b grad")), rdb),
+        ] {
+            assert_eq!(got.len(), want.len(), "case {i}: {name} length");
+            for (j, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - e).abs() <= 1e-9 * (1.0 + e.abs()),
+                    "case {i}: {name}[{j}] = {a}, direct sum {e}"
+                );
+            }
+        }
+    }
+}

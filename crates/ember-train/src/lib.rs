@@ -15,6 +15,17 @@
 //! # Ok::<(), ember_train::error::TrainError>(())
 //! ```
 
+/// mimalloc is the process's allocator wherever ember-train is linked (feature `mimalloc`, on
+/// by default): Burn's CPU backends allocate every tensor operation's output afresh, megabytes
+/// at a time for CNN activations, and glibc's malloc hands such blocks back to the kernel and
+/// maps them again, so every step pays page faults, and copy-on-write faults with TLB
+/// shootdowns across threads where a kernel reads its zeroed output before writing it.
+/// mimalloc keeps freed memory mapped for reuse (profiles in `docs/benchmarks.md`). Turn the
+/// feature off to choose your own allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod adadelta;
 pub mod backend;
 pub mod classifier;
