@@ -70,7 +70,7 @@ struct Args {
     /// Learning rate of the greedy MLP (SGD with momentum 0.9).
     #[arg(long, default_value_t = 0.5)]
     mlp_lr: f64,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
     #[arg(long, default_value = "runs/finetune")]
     out: PathBuf,

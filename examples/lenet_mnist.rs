@@ -27,7 +27,7 @@ struct Args {
     epochs: usize,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({
             "example": "lenet_mnist",
-            "backend": args.backend.name(),
+            "backend": args.backend.resolve().backend.name(),
             "epochs": outcome.records.len(),
             "seconds": outcome.seconds,
             "seconds_per_epoch": outcome.seconds / outcome.records.len().max(1) as f64,

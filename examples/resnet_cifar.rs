@@ -1,18 +1,24 @@
 //! The headline: ResNet-18 (CIFAR stem) on CIFAR-10 with Burn's Learner and dashboard.
 //!
 //! ```text
-//! cargo run --release --example resnet_cifar --features wgpu -- --backend wgpu
+//! cargo run --release --example resnet_cifar --features wgpu     # on the GPU, if there is one
 //! cargo run --release --example resnet_cifar -- --epochs 1 --train-limit 2000     # a CPU taste
 //! cargo run --release --example resnet_cifar -- --dataset folder:../shared/data/cifar10/cifar10-train-jpg.tar.gz
+//! cargo run --release --example resnet_cifar -- --model resnet9 --epochs 15       # Myrtle's ResNet-9
 //! ```
 //!
-//! Defaults are the classic recipe (SGD, Nesterov momentum 0.9, weight decay 5e-4, batch 128,
-//! one-cycle to lr 0.1, pad-4 crop + flip): about 94-95% test accuracy after 30 epochs on a GPU.
-//! CIFAR-10 is read from `--data-dir` (the official `cifar-10-batches-bin`) or downloaded.
+//! `--backend auto` (the default) trains on the first GPU backend compiled in that finds a
+//! real GPU, else on the CPU, and prints which. The recipe: SGD with Nesterov momentum 0.9,
+//! weight decay 5e-4 (not on biases and batch-norm parameters), batch 128, one-cycle to lr
+//! 0.1, pad-4 crop + flip + 16x16 cutout, label smoothing 0.1, and the report averages each
+//! test image with its mirror. What it has reached is in `docs/results.md`; the last measured
+//! GPU run (an older, lighter recipe: no cutout, smoothing or TTA, 22 epochs on an H100)
+//! reached 89.6% on its validation split of the JPEG copy. CIFAR-10 is read from
+//! `--data-dir` (the official `cifar-10-batches-bin`) or downloaded.
 
 use clap::Parser;
 use ember::data::transform::Preset;
-use ember::train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
+use ember::train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
 use ember::train::{Backend, trainer};
 use std::path::PathBuf;
 
@@ -35,6 +41,14 @@ struct Args {
     weight_decay: f64,
     #[arg(long, default_value = "one-cycle")]
     schedule: ScheduleKind,
+    /// Side of the cutout square (0: none).
+    #[arg(long, default_value_t = 16)]
+    cutout: usize,
+    #[arg(long, default_value_t = 0.1)]
+    label_smoothing: f64,
+    /// Test-time augmentation of the report: flip or none.
+    #[arg(long, default_value = "flip")]
+    tta: Tta,
     /// Held out for validation (with a folder dataset, which has no test split, this is the
     /// only held-out data).
     #[arg(long, default_value_t = 0.1)]
@@ -42,7 +56,7 @@ struct Args {
     /// Train on only N images (a quick CPU run).
     #[arg(long)]
     train_limit: Option<usize>,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
     #[arg(long, default_value_t = 1)]
     devices: usize,
@@ -73,6 +87,10 @@ fn main() -> anyhow::Result<()> {
         weight_decay: args.weight_decay,
         schedule: args.schedule,
         augment: Preset::Cifar,
+        cutout: args.cutout,
+        label_smoothing: args.label_smoothing,
+        no_decay_norm_bias: true,
+        tta: args.tta,
         monitor: Monitor::ValAccuracy,
         backend: args.backend,
         devices: args.devices,
@@ -88,7 +106,7 @@ fn main() -> anyhow::Result<()> {
         serde_json::json!({
             "example": "resnet_cifar",
             "model": args.model,
-            "backend": args.backend.name(),
+            "backend": args.backend.resolve().backend.name(),
             "epochs": outcome.records.len(),
             "seconds": outcome.seconds,
             "train_images_per_sec": outcome.records.iter().filter_map(|r| r.train_images_per_sec).fold(0.0, f64::max),

@@ -125,7 +125,7 @@ pub struct EnsembleArgs {
     /// val (the first run's validation images), test (default) or train.
     #[arg(long, default_value = "test")]
     split: String,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
     /// One JSON document.
     #[arg(long)]

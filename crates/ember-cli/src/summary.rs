@@ -24,7 +24,7 @@ pub struct SummaryArgs {
     #[arg(long)]
     list: bool,
     /// Backend to build the (lazily initialised) model on.
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
 }
 

@@ -5,7 +5,7 @@ use clap::Args;
 use ember_data::loader::{ImageLoader, LoaderConfig};
 use ember_data::transform::Preset;
 use ember_data::{ClassificationDataset, DatasetSpec, Split};
-use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
+use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
 use ember_train::eval::evaluate;
 use ember_train::finetune::Freeze;
 use ember_train::predict::{TrainedModel, top_k};
@@ -74,7 +74,8 @@ pub struct TrainArgs {
     /// Clip each parameter's gradient to this L2 norm.
     #[arg(long)]
     grad_clip: Option<f64>,
-    /// constant, step, exponential, cosine, warmup-cosine, one-cycle.
+    /// constant, step, exponential, cosine, warmup-cosine, one-cycle (the learning rate
+    /// only: unlike PyTorch's OneCycleLR, momentum is not cycled).
     #[arg(long)]
     schedule: Option<ScheduleKind>,
     /// Step decay: epochs between decays.
@@ -89,13 +90,25 @@ pub struct TrainArgs {
     /// Training augmentation: none, cifar or imagenet.
     #[arg(long)]
     augment: Option<Preset>,
+    /// Cutout after the augmentation: zero a random NxN square (16 for CIFAR; 0 = off).
+    #[arg(long, value_name = "N")]
+    cutout: Option<usize>,
+    /// Label smoothing of the training loss, e.g. 0.1 (validation uses plain cross-entropy).
+    #[arg(long, value_name = "EPS")]
+    label_smoothing: Option<f64>,
+    /// No weight decay on biases and batch-norm parameters (timm's rule: rank-1 parameters).
+    #[arg(long)]
+    no_decay_norm_bias: bool,
+    /// Test-time augmentation of the final report: none, or flip (image and mirror averaged).
+    #[arg(long)]
+    tta: Option<Tta>,
     /// Stop when the monitored validation metric has not improved for N epochs.
     #[arg(long)]
     early_stop_patience: Option<usize>,
     /// val_accuracy or val_loss.
     #[arg(long)]
     monitor: Option<Monitor>,
-    /// flex, ndarray, wgpu or cuda (those compiled in).
+    /// auto (a GPU backend if a GPU is there, else flex), flex, ndarray, wgpu or cuda.
     #[arg(long)]
     backend: Option<Backend>,
     /// Devices for Burn's data-parallel training.
@@ -118,6 +131,9 @@ pub struct TrainArgs {
     no_diagnostics: bool,
 }
 
+/// Most classes `--classes` may name (ImageNet-21k has about 21,800).
+const MAX_CLASSES: usize = 100_000;
+
 fn parse_classes(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -131,6 +147,10 @@ fn parse_classes(s: &str) -> Result<Vec<usize>, String> {
                 let (a, b) = (num(a)?, num(b)?);
                 if a > b {
                     return Err(format!("empty range {part}"));
+                }
+                // Bounded before it is expanded: no dataset has this many classes.
+                if b - a >= MAX_CLASSES || out.len() + (b - a) >= MAX_CLASSES {
+                    return Err(format!("{part}: more than {MAX_CLASSES} classes"));
                 }
                 out.extend(a..=b);
             }
@@ -176,6 +196,9 @@ impl TrainArgs {
             gamma,
             warmup_epochs,
             augment,
+            cutout,
+            label_smoothing,
+            tta,
             backend,
             devices,
             seed,
@@ -215,6 +238,9 @@ impl TrainArgs {
         }
         if self.no_diagnostics {
             c.diagnostics = false;
+        }
+        if self.no_decay_norm_bias {
+            c.no_decay_norm_bias = true;
         }
         if self.config.is_none() && self.resume.is_none() && self.model.is_none() {
             bail!("give --model NAME (`ember summary --list` lists them) or --config FILE");
@@ -440,10 +466,13 @@ pub struct EvalArgs {
     split: String,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Test-time augmentation: none, or flip (average the logits of each image and its mirror).
+    #[arg(long, default_value = "none")]
+    tta: Tta,
     /// Print {"accuracy":..., "top5":..., "n":...} only.
     #[arg(long)]
     json: bool,
@@ -478,7 +507,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         LoaderConfig::in_order(args.batch_size, args.workers),
         device.clone(),
     )?;
-    let report = evaluate(&trained.model, &loader, &trained.info.classes)
+    let report = evaluate(&trained.model, &loader, &trained.info.classes, args.tta)
         .with_context(|| format!("evaluating {}", args.run.display()))?;
     if args.json {
         println!(
@@ -508,7 +537,7 @@ pub struct PredictArgs {
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
     /// One JSON document per image.
     #[arg(long)]

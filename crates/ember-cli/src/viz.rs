@@ -65,7 +65,7 @@ struct FeaturesArgs {
     /// Output PNG (default: RUN/features-LAYER.png).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
 }
 
@@ -97,7 +97,7 @@ struct PatchesArgs {
     /// Output PNG (default: RUN/patches-LAYER.png).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value = "flex")]
+    #[arg(long, default_value = "auto")]
     backend: Backend,
 }
 

@@ -89,6 +89,12 @@ pub enum Transform {
         /// Output size.
         size: [usize; 2],
     },
+    /// Bilinear resize of the shorter side to `size`, keeping the aspect ratio (torchvision's
+    /// `Resize(int)`: the longer side becomes `floor(size * long / short)`).
+    ResizeShorter {
+        /// Length of the shorter side after resizing.
+        size: usize,
+    },
     /// A crop of random area (fraction `scale` of the image) and aspect ratio (`ratio`,
     /// sampled log-uniformly), resized to `size`: torchvision's Inception-style crop.
     RandomResizedCrop {
@@ -134,6 +140,14 @@ pub enum Transform {
         ratio: [f64; 2],
         /// Fill value.
         value: f32,
+    },
+    /// Cutout (DeVries & Taylor 2017): a `size x size` square centred on a uniformly random
+    /// pixel, clipped at the borders, set to 0 in every channel (the mean, after `Normalize`).
+    /// Unlike `RandomErasing`, always applied and of fixed size; the centre may lie anywhere,
+    /// so near the edges less than the full square is cut.
+    Cutout {
+        /// Side of the square.
+        size: usize,
     },
     /// Apply `transforms` in order with probability `p`.
     RandomApply {
@@ -214,6 +228,25 @@ impl Transform {
                 Ok(crop(&img, top, left, h, w))
             }
             Transform::Resize { size } => resize(&img, *size),
+            Transform::ResizeShorter { size } => {
+                let (h, w) = (img.height, img.width);
+                let (oh, ow) = if h <= w {
+                    (
+                        *size,
+                        (*size as u128 * w as u128 / h.max(1) as u128) as usize,
+                    )
+                } else {
+                    (
+                        (*size as u128 * h as u128 / w.max(1) as u128) as usize,
+                        *size,
+                    )
+                };
+                if (oh, ow) == (h, w) {
+                    Ok(img)
+                } else {
+                    resize(&img, [oh, ow])
+                }
+            }
             Transform::RandomResizedCrop { size, scale, ratio } => {
                 let (top, left, h, w) = resized_crop_params(&img, *scale, *ratio, rng);
                 resize(&crop(&img, top, left, h, w), *size)
@@ -232,6 +265,7 @@ impl Transform {
                 ratio,
                 value,
             } => Ok(random_erasing(img, *p, *scale, *ratio, *value, rng)),
+            Transform::Cutout { size } => Ok(cutout(img, *size, rng)),
             Transform::RandomApply { transforms, p } => {
                 if rng.random::<f64>() < *p {
                     transforms.iter().try_fold(img, |img, t| t.apply(img, rng))
@@ -740,11 +774,11 @@ impl Preset {
         };
         match self {
             Preset::Imagenet => {
-                let grow = |s: usize| (s as f64 * 256.0 / 224.0).round() as usize;
+                // torchvision's Resize(256) + CenterCrop(224), scaled to `size`: the shorter
+                // side to 256/224 of the crop, the aspect ratio kept (no stretching).
+                let shorter = (size[0].max(size[1]) as f64 * 256.0 / 224.0).round() as usize;
                 vec![
-                    Transform::Resize {
-                        size: [grow(size[0]), grow(size[1])],
-                    },
+                    Transform::ResizeShorter { size: shorter },
                     Transform::CenterCrop { size },
                     normalize,
                 ]
@@ -752,6 +786,29 @@ impl Preset {
             _ => vec![Transform::Resize { size }, normalize],
         }
     }
+}
+
+/// [`Transform::Cutout`]: zero the square of side `size` centred on a random pixel.
+fn cutout(mut img: Image, size: usize, rng: &mut dyn RngCore) -> Image {
+    if size == 0 || img.height == 0 || img.width == 0 {
+        return img;
+    }
+    let cy = rng.random_range(0..img.height);
+    let cx = rng.random_range(0..img.width);
+    // The square [c - size/2, c - size/2 + size), as in the paper's reference code.
+    let span = |c: usize, n: usize| {
+        let lo = (c as isize - (size / 2) as isize).max(0) as usize;
+        let hi = (c as isize - (size / 2) as isize + size as isize).clamp(0, n as isize) as usize;
+        (lo, hi)
+    };
+    let ((y0, y1), (x0, x1)) = (span(cy, img.height), span(cx, img.width));
+    let plane = img.height * img.width;
+    for c in 0..img.channels {
+        for y in y0..y1 {
+            img.data[c * plane + y * img.width + x0..c * plane + y * img.width + x1].fill(0.0);
+        }
+    }
+    img
 }
 
 /// Applies `transforms` to item `index` of epoch `epoch` with the run's `seed`.

@@ -337,3 +337,83 @@ fn same_seed_same_augmentation_other_seed_other() {
     );
     assert_ne!(a, apply_all(&t, x, 42, 3, 18).unwrap());
 }
+
+#[test]
+fn cutout_zeroes_one_clipped_square_in_every_channel() {
+    let x = img(3, 12, 10, |_, _, _| 1.0);
+    let t = Transform::Cutout { size: 4 };
+    let (mut full, mut clipped) = (0, 0);
+    for i in 0..200 {
+        let out = t.apply(x.clone(), &mut item_rng(9, 0, i)).unwrap();
+        let zeros: Vec<(usize, usize)> = (0..12)
+            .flat_map(|y| (0..10).map(move |x| (y, x)))
+            .filter(|&(y, xx)| out.at(0, y, xx) == 0.0)
+            .collect();
+        let (ys, xs): (Vec<_>, Vec<_>) = zeros.iter().copied().unzip();
+        let (h, w) = (
+            ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1,
+            xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1,
+        );
+        assert_eq!(h * w, zeros.len(), "a rectangle");
+        assert!(
+            h <= 4 && w <= 4 && h >= 2 && w >= 2,
+            "{h}x{w}: the square, clipped"
+        );
+        for c in 1..3 {
+            assert!(zeros.iter().all(|&(y, xx)| out.at(c, y, xx) == 0.0));
+        }
+        // The square is centred on a uniform pixel: [c - 2, c + 2) clipped to the image.
+        if h * w == 16 {
+            full += 1;
+        } else {
+            clipped += 1;
+        }
+    }
+    assert!(
+        full > 0 && clipped > 0,
+        "{full} whole squares, {clipped} clipped ones"
+    );
+    assert_eq!(
+        Transform::Cutout { size: 0 }
+            .apply(x.clone(), &mut rng())
+            .unwrap(),
+        x
+    );
+}
+
+#[test]
+fn imagenet_evaluation_resizes_the_shorter_side_then_crops_the_centre() {
+    // A 100x200 (h x w) image whose columns are numbered: no stretching means the centre
+    // crop keeps the middle columns at the same scale as the rows.
+    let x = img(3, 100, 200, |_, _, xx| xx as f32);
+    let stats = ember_data::transform::Stats {
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+    };
+    let t = Preset::Imagenet.eval([56, 56], &stats);
+    assert!(
+        matches!(t[0], Transform::ResizeShorter { size: 64 }),
+        "{t:?}"
+    );
+    let resized = t[0].apply(x.clone(), &mut rng()).unwrap();
+    assert_eq!(
+        (resized.height, resized.width),
+        (64, 128),
+        "aspect ratio kept"
+    );
+    let out = t
+        .iter()
+        .try_fold(x, |i, tr| tr.apply(i, &mut rng()))
+        .unwrap();
+    assert_eq!((out.height, out.width), (56, 56));
+    // Column step: 200 source columns over 128, i.e. 1.5625 per output column, both ways.
+    let step = out.at(0, 28, 40) - out.at(0, 28, 10);
+    assert!(
+        (step / 30.0 - 200.0 / 128.0).abs() < 0.05,
+        "column step {}",
+        step / 30.0
+    );
+    // The crop is centred: column 28 of the crop is column 64 of the resized image, which
+    // sits at source position (64 + 0.5) * 1.5625 - 0.5.
+    assert!((out.at(0, 28, 28) - ((64.0 + 0.5) * 1.5625 - 0.5)).abs() < 0.6);
+}

@@ -5,6 +5,12 @@
 //!   `W ~ U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
 //! * Kaiming/He compensates for ReLU zeroing half its inputs: `W ~ N(0, 2 / fan_in)`.
 //! * `Torch` is PyTorch's (and Burn's) layer default, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
+//! * `Torchvision` is what torchvision's ResNets do: Kaiming normal with fan-out for
+//!   convolutions, `W ~ N(0, 2 / (C_out kh kw))` (PyTorch's fan-out ignores groups), and
+//!   PyTorch's default for linear layers. With batch norm after every convolution the scale of
+//!   a convolution's weights does not change the function, only the effective learning rate
+//!   (`lr / |W|^2`); fan-out gives 3x3 layers the same weight norm as torchvision, so its
+//!   recipes' learning rates carry over.
 //!
 //! Kaiming and Xavier set biases to zero, as d2l and torchvision do; `Torch` keeps the
 //! default bias initialisation.
@@ -29,6 +35,9 @@ pub enum InitScheme {
     Xavier,
     /// The framework default (uniform, bound 1/sqrt(fan_in)).
     Torch,
+    /// torchvision's ResNet init: Kaiming normal, fan-out, for convolutions; the framework
+    /// default for linear layers.
+    Torchvision,
 }
 
 impl InitScheme {
@@ -49,12 +58,22 @@ impl InitScheme {
                 fan_out_only: false,
             }),
             InitScheme::Xavier => Some(Initializer::XavierUniform { gain: 1.0 }),
-            InitScheme::Torch | InitScheme::Auto => None,
+            InitScheme::Torch | InitScheme::Torchvision | InitScheme::Auto => None,
         }
     }
 
     /// Initialises a convolution with this scheme (biases zeroed unless `Torch`).
     pub fn conv2d(self, activation: Activation, config: Conv2dConfig, device: &Device) -> Conv2d {
+        if self == InitScheme::Torchvision {
+            // std = sqrt(2 / fan_out), fan_out = C_out * kh * kw as PyTorch counts it.
+            let fan_out = config.channels[1] * config.kernel_size[0] * config.kernel_size[1];
+            let std = (2.0 / fan_out.max(1) as f64).sqrt();
+            let mut conv = config
+                .with_initializer(Initializer::Normal { mean: 0.0, std })
+                .init(device);
+            conv.bias = conv.bias.map(zeroed);
+            return conv;
+        }
         match self.initializer(activation) {
             Some(init) => {
                 let mut conv = config.with_initializer(init).init(device);

@@ -13,6 +13,7 @@ use crate::zoo::lenet::{LeNet, LeNetConfig};
 use crate::zoo::mlp::{Mlp, MlpConfig};
 use crate::zoo::nin::{Nin, NinConfig};
 use crate::zoo::resnet::{ResNet, ResNetConfig};
+use crate::zoo::resnet9::{ResNet9, ResNet9Config};
 use crate::zoo::vgg::{VGG11, VGG13, VGG16, VGG19, Vgg, VggConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,7 @@ pub enum ModelConfig {
     Nin(NinConfig),
     Googlenet(GoogLeNetConfig),
     Resnet(ResNetConfig),
+    Resnet9(ResNet9Config),
     Densenet(DenseNetConfig),
 }
 
@@ -67,6 +69,7 @@ enum TaggedConfig {
     Nin(NinConfig),
     Googlenet(GoogLeNetConfig),
     Resnet(ResNetConfig),
+    Resnet9(ResNet9Config),
     Densenet(DenseNetConfig),
 }
 
@@ -82,7 +85,7 @@ impl TryFrom<serde_json::Value> for ModelConfig {
         let arch = given
             .get("arch")
             .and_then(|a| a.as_str())
-            .ok_or("a model configuration needs `arch` (mlp, lenet, alexnet, vgg, nin, googlenet, resnet, densenet)")?;
+            .ok_or("a model configuration needs `arch` (mlp, lenet, alexnet, vgg, nin, googlenet, resnet, resnet9, densenet)")?;
         let defaults = match arch {
             "mlp" => ModelConfig::Mlp(MlpConfig::new()),
             "lenet" => ModelConfig::Lenet(LeNetConfig::new()),
@@ -91,10 +94,11 @@ impl TryFrom<serde_json::Value> for ModelConfig {
             "nin" => ModelConfig::Nin(NinConfig::new()),
             "googlenet" => ModelConfig::Googlenet(GoogLeNetConfig::new()),
             "resnet" => ModelConfig::Resnet(ResNetConfig::new()),
+            "resnet9" => ModelConfig::Resnet9(ResNet9Config::new()),
             "densenet" => ModelConfig::Densenet(DenseNetConfig::new()),
             other => {
                 return Err(format!(
-                    "unknown arch `{other}` (expected mlp, lenet, alexnet, vgg, nin, googlenet, resnet or densenet)"
+                    "unknown arch `{other}` (expected mlp, lenet, alexnet, vgg, nin, googlenet, resnet, resnet9 or densenet)"
                 ));
             }
         };
@@ -113,6 +117,7 @@ impl TryFrom<serde_json::Value> for ModelConfig {
             TaggedConfig::Nin(c) => ModelConfig::Nin(c),
             TaggedConfig::Googlenet(c) => ModelConfig::Googlenet(c),
             TaggedConfig::Resnet(c) => ModelConfig::Resnet(c),
+            TaggedConfig::Resnet9(c) => ModelConfig::Resnet9(c),
             TaggedConfig::Densenet(c) => ModelConfig::Densenet(c),
         })
     }
@@ -131,6 +136,7 @@ pub enum Model {
     Nin(Nin),
     GoogLeNet(GoogLeNet),
     ResNet(ResNet),
+    ResNet9(ResNet9),
     DenseNet(DenseNet),
 }
 
@@ -150,6 +156,7 @@ impl Model {
             Model::Nin(m) => m.forward_tapped(images, taps),
             Model::GoogLeNet(m) => m.forward_tapped(images, taps),
             Model::ResNet(m) => m.forward_tapped(images, taps),
+            Model::ResNet9(m) => m.forward_tapped(images, taps),
             Model::DenseNet(m) => m.forward_tapped(images, taps),
         }
     }
@@ -165,6 +172,7 @@ impl Describe for Model {
             Model::Nin(m) => m.describe(t),
             Model::GoogLeNet(m) => m.describe(t),
             Model::ResNet(m) => m.describe(t),
+            Model::ResNet9(m) => m.describe(t),
             Model::DenseNet(m) => m.describe(t),
         }
     }
@@ -310,6 +318,11 @@ pub fn entries() -> Vec<ModelEntry> {
             resnet(r152(), Cifar),
         ),
         e(
+            "resnet9",
+            "ResNet-9 of the DAWNBench/Myrtle CIFAR-10 recipe, 10 classes (3x32x32)",
+            ModelConfig::Resnet9(ResNet9Config::new()),
+        ),
+        e(
             "resnext50_32x4d",
             "ResNeXt-50, 32 groups of width 4",
             resnet(r50().with_groups(32).with_width_per_group(4), Imagenet),
@@ -380,6 +393,7 @@ impl ModelConfig {
             ModelConfig::Nin(c) => c.in_channels,
             ModelConfig::Googlenet(c) => c.in_channels,
             ModelConfig::Resnet(c) => c.in_channels,
+            ModelConfig::Resnet9(c) => c.in_channels,
             ModelConfig::Densenet(c) => c.in_channels,
         }
     }
@@ -394,6 +408,7 @@ impl ModelConfig {
             ModelConfig::Nin(c) => c.num_classes,
             ModelConfig::Googlenet(c) => c.num_classes,
             ModelConfig::Resnet(c) => c.num_classes,
+            ModelConfig::Resnet9(c) => c.num_classes,
             ModelConfig::Densenet(c) => c.num_classes,
         }
     }
@@ -408,6 +423,7 @@ impl ModelConfig {
             ModelConfig::Nin(c) => ModelConfig::Nin(c.with_num_classes(n)),
             ModelConfig::Googlenet(c) => ModelConfig::Googlenet(c.with_num_classes(n)),
             ModelConfig::Resnet(c) => ModelConfig::Resnet(c.with_num_classes(n)),
+            ModelConfig::Resnet9(c) => ModelConfig::Resnet9(c.with_num_classes(n)),
             ModelConfig::Densenet(c) => ModelConfig::Densenet(c.with_num_classes(n)),
         }
     }
@@ -425,6 +441,7 @@ impl ModelConfig {
             ModelConfig::Nin(m) => ModelConfig::Nin(m.with_in_channels(c)),
             ModelConfig::Googlenet(m) => ModelConfig::Googlenet(m.with_in_channels(c)),
             ModelConfig::Resnet(m) => ModelConfig::Resnet(m.with_in_channels(c)),
+            ModelConfig::Resnet9(m) => ModelConfig::Resnet9(m.with_in_channels(c)),
             ModelConfig::Densenet(m) => ModelConfig::Densenet(m.with_in_channels(c)),
         }
     }
@@ -436,6 +453,7 @@ impl ModelConfig {
             ModelConfig::Mlp(m) => [c, m.input_size[0], m.input_size[1]],
             ModelConfig::Lenet(m) => [c, m.input_size[0], m.input_size[1]],
             ModelConfig::Resnet(m) if m.stem == Stem::Cifar => [c, 32, 32],
+            ModelConfig::Resnet9(_) => [c, 32, 32],
             ModelConfig::Densenet(m) if m.stem == Stem::Cifar => [c, 32, 32],
             _ => [c, 224, 224],
         }
@@ -465,6 +483,9 @@ impl ModelConfig {
                 {
                     return bad("basic blocks support only groups = 1 and width_per_group = 64 (use bottleneck blocks for ResNeXt)".into());
                 }
+            }
+            ModelConfig::Resnet9(c) if c.base_channels == 0 => {
+                return bad("base_channels must be at least 1".into());
             }
             ModelConfig::Vgg(c) if c.blocks.is_empty() => {
                 return bad("a VGG needs at least one block".into());
@@ -500,6 +521,7 @@ impl ModelConfig {
             ModelConfig::Nin(c) => Model::Nin(c.init(device)),
             ModelConfig::Googlenet(c) => Model::GoogLeNet(c.init(device)),
             ModelConfig::Resnet(c) => Model::ResNet(c.init(device)),
+            ModelConfig::Resnet9(c) => Model::ResNet9(c.init(device)),
             ModelConfig::Densenet(c) => Model::DenseNet(c.init(device)),
         })
     }

@@ -54,7 +54,9 @@ impl ModelConfig {
             ModelConfig::Googlenet(c) if c.aux_logits => {
                 vec!["fc".into(), "aux.0.fc2".into(), "aux.1.fc2".into()]
             }
-            ModelConfig::Googlenet(_) | ModelConfig::Resnet(_) => vec!["fc".into()],
+            ModelConfig::Googlenet(_) | ModelConfig::Resnet(_) | ModelConfig::Resnet9(_) => {
+                vec!["fc".into()]
+            }
             ModelConfig::Densenet(_) => vec!["classifier".into()],
         }
     }
@@ -86,6 +88,7 @@ impl ModelConfig {
                 (7..9).map(|i| format!("inception.{i}")).collect(),
             ],
             ModelConfig::Resnet(_) => one(&["stem", "layer1", "layer2", "layer3", "layer4"]),
+            ModelConfig::Resnet9(_) => one(&["prep", "layer1", "layer2", "layer3"]),
             ModelConfig::Densenet(c) => {
                 let n = c.block_config.len();
                 let mut stages = vec![vec!["conv0".to_string(), "norm0".to_string()]];

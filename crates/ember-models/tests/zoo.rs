@@ -32,6 +32,8 @@ const CANONICAL_PARAMS: &[(&str, usize)] = &[
     ("densenet121", 7_978_856),
     // CIFAR stem, 10 classes: 11,689,512 - 9,408 (7x7 stem) + 1,728 (3x3 stem) - 513,000 + 5,130 (fc)
     ("resnet18_cifar", 11_173_962),
+    // Myrtle.ai's DAWNBench ResNet-9: convolutions without bias, BN, fc 512 -> 10 without bias.
+    ("resnet9", 6_573_120),
     ("softmax_regression", 7_850),
     ("mlp", 203_530),
 ];
@@ -341,5 +343,74 @@ fn initialisation_follows_the_activation() {
     assert!(
         (std / default - 1.0).abs() < 0.1,
         "torch std {std} vs {default}"
+    );
+}
+
+#[test]
+fn resnets_initialise_as_torchvision_does() {
+    use ember_models::registry::Model;
+    use ember_models::zoo::resnet::ResidualBlock;
+    let d = device();
+    d.seed(3);
+    let config = ModelConfig::from_name("resnet18_cifar").unwrap();
+    let Model::ResNet(net) = config.init(&d).unwrap() else {
+        panic!("resnet18_cifar is a ResNet")
+    };
+    let ResidualBlock::Basic(block) = &net.layer1[0] else {
+        panic!("resnet18 has basic blocks")
+    };
+    // Convolutions: Kaiming normal, fan-out = C_out * 3 * 3 = 576.
+    let std = std_of(block.conv1.conv.weight.val());
+    let fan_out = (2.0f64 / 576.0).sqrt();
+    assert!(
+        (std / fan_out - 1.0).abs() < 0.05,
+        "conv std {std} vs {fan_out}"
+    );
+    // The 1x1 projection of layer2: fan-out 128.
+    let ResidualBlock::Basic(down) = &net.layer2[0] else {
+        panic!("basic")
+    };
+    let proj = down.downsample.as_ref().expect("projection shortcut");
+    let std = std_of(proj.conv.weight.val());
+    assert!(
+        (std / (2.0f64 / 128.0).sqrt() - 1.0).abs() < 0.05,
+        "1x1 std {std}"
+    );
+    // The classifier: PyTorch's default, U(-1/sqrt(512), 1/sqrt(512)), std 1/sqrt(3 * 512).
+    let w = net.fc.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let bound = 1.0 / 512f64.sqrt();
+    assert!(w.iter().all(|&v| (v as f64).abs() <= bound + 1e-7));
+    let n = w.len() as f64;
+    let std = (w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n).sqrt();
+    assert!(
+        (std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05,
+        "fc std {std}"
+    );
+    // Every batch norm starts at gamma 1, unless zero_init_residual zeroes each branch's last.
+    let gamma = |b: &ResidualBlock| match b {
+        ResidualBlock::Basic(b) => b.conv2.bn.as_ref().unwrap().gamma.val(),
+        ResidualBlock::Bottleneck(b) => b.conv3.bn.as_ref().unwrap().gamma.val(),
+    };
+    assert_eq!(gamma(&net.layer3[1]).sum().into_scalar::<f32>(), 256.0);
+    let ModelConfig::Resnet(rc) = config else {
+        panic!()
+    };
+    let Model::ResNet(zeroed) = ModelConfig::Resnet(rc.with_zero_init_residual(true))
+        .init(&d)
+        .unwrap()
+    else {
+        panic!()
+    };
+    for block in zeroed.layer1.iter().chain(&zeroed.layer4) {
+        assert_eq!(gamma(block).abs().sum().into_scalar::<f32>(), 0.0);
+    }
+    let ResidualBlock::Basic(first) = &zeroed.layer1[0] else {
+        panic!()
+    };
+    let g1 = first.conv1.bn.as_ref().unwrap().gamma.val();
+    assert_eq!(
+        g1.sum().into_scalar::<f32>(),
+        64.0,
+        "only the branch's last BN is zeroed"
     );
 }

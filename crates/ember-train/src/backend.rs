@@ -1,8 +1,12 @@
 //! Run-time choice among the backends compiled in.
 //!
-//! Cargo features decide which backends exist in the binary; `--backend NAME` picks one.
-//! We never fall back on Burn's `Device::default()`, whose choice silently changes with the
-//! compiled features (wgpu wins over flex as soon as it is compiled in).
+//! Cargo features decide which backends exist in the binary; `--backend NAME` picks one, and
+//! `auto` (the default everywhere) picks the first compiled GPU backend that finds real
+//! hardware: CUDA, then wgpu with a discrete, integrated or virtual GPU adapter. A software
+//! adapter (Mesa's lavapipe, which makes wgpu run on the CPU) does not count; with no GPU,
+//! Flex. We never fall back on Burn's `Device::default()`, whose choice silently changes
+//! with the compiled features (wgpu wins over flex as soon as it is compiled in, lavapipe
+//! or not).
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -13,7 +17,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
-    /// Burn's pure-Rust CPU backend (SIMD + rayon); the default.
+    /// The first compiled GPU backend with real hardware, else Flex ([`Backend::resolve`]).
+    Auto,
+    /// Burn's pure-Rust CPU backend (SIMD + rayon).
     Flex,
     /// The ndarray CPU backend (deprecated upstream, slower; kept for comparison).
     Ndarray,
@@ -27,7 +33,7 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// Not a backend name.
-    #[error("unknown backend `{0}`; expected one of flex, ndarray, wgpu, cuda")]
+    #[error("unknown backend `{0}`; expected one of auto, flex, ndarray, wgpu, cuda")]
     Unknown(String),
     /// A backend this binary was built without.
     #[error(
@@ -36,8 +42,17 @@ pub enum BackendError {
     NotCompiled(Backend, String),
 }
 
+/// What [`Backend::resolve`] chose, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// A concrete backend (never `Auto`).
+    pub backend: Backend,
+    /// One line for the user, e.g. `wgpu: NVIDIA H100 (discrete GPU)`.
+    pub reason: String,
+}
+
 impl Backend {
-    /// All backends, compiled or not.
+    /// All concrete backends, compiled or not.
     pub const ALL: [Backend; 4] = [
         Backend::Flex,
         Backend::Ndarray,
@@ -48,6 +63,7 @@ impl Backend {
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Auto => "auto",
             Backend::Flex => "flex",
             Backend::Ndarray => "ndarray",
             Backend::Wgpu => "wgpu",
@@ -58,6 +74,7 @@ impl Backend {
     /// Whether this binary was built with it.
     pub fn is_compiled(self) -> bool {
         match self {
+            Backend::Auto => true,
             Backend::Flex => cfg!(feature = "flex"),
             Backend::Ndarray => cfg!(feature = "ndarray"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
@@ -75,14 +92,62 @@ impl Backend {
         Self::compiled().into_iter().next()
     }
 
-    /// The device of this backend (the first GPU for wgpu and cuda).
+    /// The concrete backend: itself, or for `Auto` the first compiled GPU backend that finds
+    /// a hardware device (CUDA, then wgpu; a CPU adapter such as lavapipe does not count),
+    /// else Flex (else the first compiled CPU backend).
+    pub fn resolve(self) -> Resolved {
+        if self != Backend::Auto {
+            return Resolved {
+                backend: self,
+                reason: "chosen with --backend".into(),
+            };
+        }
+        let mut why: Vec<String> = Vec::new();
+        #[cfg(feature = "cuda")]
+        match cuda_available() {
+            Ok(()) => {
+                return Resolved {
+                    backend: Backend::Cuda,
+                    reason: "cuda: a CUDA device answered".into(),
+                };
+            }
+            Err(e) => why.push(format!("no CUDA device ({e})")),
+        }
+        #[cfg(feature = "wgpu")]
+        match hardware_adapter() {
+            Ok(name) => {
+                return Resolved {
+                    backend: Backend::Wgpu,
+                    reason: format!("wgpu: {name}"),
+                };
+            }
+            Err(e) => why.push(e),
+        }
+        if !cfg!(any(feature = "cuda", feature = "wgpu")) {
+            why.push("no GPU backend compiled in (--features wgpu or cuda)".into());
+        }
+        let cpu = [Backend::Flex, Backend::Ndarray]
+            .into_iter()
+            .find(|b| b.is_compiled())
+            .unwrap_or(Backend::Flex);
+        Resolved {
+            backend: cpu,
+            reason: format!("{}: {}", cpu.name(), why.join("; ")),
+        }
+    }
+
+    /// The device of this backend (the first GPU for wgpu and cuda; `Auto` resolved).
     #[allow(unreachable_code, deprecated)]
     pub fn device(self) -> Result<Device, BackendError> {
+        if self == Backend::Auto {
+            return self.resolve().backend.device();
+        }
         let not_compiled = || {
             let names: Vec<_> = Self::compiled().iter().map(|b| b.name()).collect();
             BackendError::NotCompiled(self, names.join(", "))
         };
         match self {
+            Backend::Auto => unreachable!("resolved above"),
             Backend::Flex => {
                 #[cfg(feature = "flex")]
                 return Ok(Device::flex());
@@ -117,11 +182,63 @@ impl FromStr for Backend {
     type Err = BackendError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
+        std::iter::once(Backend::Auto)
+            .chain(Self::ALL)
             .find(|b| b.name() == s.to_ascii_lowercase())
             .ok_or_else(|| BackendError::Unknown(s.to_string()))
     }
+}
+
+/// The first wgpu adapter that is real hardware, as `name (kind)`; else why not.
+#[cfg(feature = "wgpu")]
+fn hardware_adapter() -> Result<String, String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::PRIMARY,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters =
+        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
+    let kind = |t: wgpu::DeviceType| match t {
+        wgpu::DeviceType::DiscreteGpu => Some("discrete GPU"),
+        wgpu::DeviceType::IntegratedGpu => Some("integrated GPU"),
+        wgpu::DeviceType::VirtualGpu => Some("virtual GPU"),
+        _ => None,
+    };
+    if let Some((info, k)) = infos
+        .iter()
+        .find_map(|i| kind(i.device_type).map(|k| (i, k)))
+    {
+        return Ok(format!("{} ({k}, {:?})", info.name, info.backend));
+    }
+    if infos.is_empty() {
+        Err("wgpu finds no adapter".into())
+    } else {
+        let names: Vec<_> = infos
+            .iter()
+            .map(|i| format!("{} ({:?})", i.name, i.device_type))
+            .collect();
+        Err(format!("wgpu sees only {}", names.join(", ")))
+    }
+}
+
+/// Whether a CUDA device can run a kernel: Burn's CUDA client panics without a driver, so
+/// the probe runs a tiny tensor operation with the panic caught and its message muted.
+#[cfg(feature = "cuda")]
+fn cuda_available() -> Result<(), String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| {
+        let d = Device::cuda(0);
+        burn::tensor::Tensor::<1>::zeros([1], &d).into_data()
+    });
+    std::panic::set_hook(hook);
+    result.map(|_| ()).map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the CUDA runtime failed to start".into())
+    })
 }
 
 #[cfg(test)]
@@ -151,5 +268,23 @@ mod tests {
         }
         #[cfg(feature = "flex")]
         assert_eq!(Backend::default_compiled(), Some(Backend::Flex));
+        assert_eq!("auto".parse::<Backend>(), Ok(Backend::Auto));
+    }
+
+    #[test]
+    fn auto_picks_a_concrete_backend_and_says_why() {
+        let r = Backend::Auto.resolve();
+        assert_ne!(r.backend, Backend::Auto);
+        assert!(r.backend.is_compiled());
+        assert!(r.reason.starts_with(r.backend.name()), "{}", r.reason);
+        // No GPU on a CI machine: lavapipe is a CPU adapter, so auto must not choose it.
+        if std::env::var_os("CI").is_some() {
+            assert!(
+                matches!(r.backend, Backend::Flex | Backend::Ndarray),
+                "{}",
+                r.reason
+            );
+        }
+        assert_eq!(Backend::Flex.resolve().backend, Backend::Flex);
     }
 }

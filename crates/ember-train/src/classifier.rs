@@ -41,6 +41,9 @@ pub struct Classifier<N: Network> {
     /// Gradient and activation statistics of sampled training steps, if wanted.
     #[module(skip)]
     pub diagnostics: Option<Diagnostics>,
+    /// Label smoothing of the training loss (`eps`; validation uses plain cross-entropy).
+    #[module(skip)]
+    pub label_smoothing: Option<f32>,
 }
 
 impl<N: Network> Classifier<N> {
@@ -49,7 +52,14 @@ impl<N: Network> Classifier<N> {
         Self {
             net,
             diagnostics: None,
+            label_smoothing: None,
         }
+    }
+
+    /// Trains with label smoothing `eps` (None or 0: plain cross-entropy).
+    pub fn with_label_smoothing(mut self, eps: Option<f32>) -> Self {
+        self.label_smoothing = eps.filter(|&e| e > 0.0);
+        self
     }
 
     /// Also measures gradients and activations on the steps `diagnostics` samples.
@@ -61,14 +71,35 @@ impl<N: Network> Classifier<N> {
     /// Logits, cross-entropy loss and targets of one batch.
     pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
         let logits = self.net.forward(batch.images);
-        Self::output(logits, batch.targets)
+        Self::output(logits, batch.targets, None).1
     }
 
-    fn output(logits: Tensor<2>, targets: Tensor<1, Int>) -> ClassificationOutput {
+    /// The batch's training loss (mean over its images, label smoothing included), with its
+    /// autodiff graph: what a training step calls `backward` on.
+    pub fn training_loss(&self, batch: ImageBatch) -> Tensor<1> {
+        let logits = self.net.forward(batch.images);
+        Self::output(logits, batch.targets, self.label_smoothing).0
+    }
+
+    /// The batch's mean loss (what backward starts from) and its output for the metrics;
+    /// `smoothing` only for the training loss.
+    ///
+    /// The output's loss is the batch mean repeated once per image (`[N]`): Burn's loss
+    /// metric weights each batch by the length of that tensor, so an epoch's loss is the mean
+    /// over images, as `ember eval` computes it, not over batches (where a short last batch
+    /// would weigh as much as a full one).
+    fn output(
+        logits: Tensor<2>,
+        targets: Tensor<1, Int>,
+        smoothing: Option<f32>,
+    ) -> (Tensor<1>, ClassificationOutput) {
         let loss = CrossEntropyLossConfig::new()
+            .with_smoothing(smoothing)
             .init(&logits.device())
             .forward(logits.clone(), targets.clone());
-        ClassificationOutput::new(loss.reshape([1]), logits, targets)
+        let [n, _] = logits.dims();
+        let per_image = loss.clone().reshape([1]).detach().expand([n]);
+        (loss, ClassificationOutput::new(per_image, logits, targets))
     }
 }
 
@@ -82,8 +113,8 @@ impl<N: Network> TrainStep for Classifier<N> {
         {
             let mut taps = Taps::all();
             let logits = self.net.forward_tapped(batch.images, &mut taps);
-            let item = Self::output(logits, batch.targets);
-            let grads = item.loss.backward();
+            let (loss, item) = Self::output(logits, batch.targets, self.label_smoothing);
+            let grads = loss.backward();
             // Diagnostics must never stop training: a failed read-back only loses the sample.
             if let (Ok(g), Ok(a)) = (
                 gradient_norms(&self.net, &grads),
@@ -93,8 +124,9 @@ impl<N: Network> TrainStep for Classifier<N> {
             }
             return TrainOutput::new(self, grads, item);
         }
-        let item = self.forward_classification(batch);
-        TrainOutput::new(self, item.loss.backward(), item)
+        let logits = self.net.forward(batch.images);
+        let (loss, item) = Self::output(logits, batch.targets, self.label_smoothing);
+        TrainOutput::new(self, loss.backward(), item)
     }
 }
 

@@ -88,7 +88,9 @@ pub enum ScheduleKind {
     /// Linear warm-up over `warmup_epochs`, then cosine annealing.
     WarmupCosine,
     /// Smith's one-cycle: cosine up from `lr / 25` to `lr` over 30% of the run, then down to
-    /// `lr / 25e4` (PyTorch's `OneCycleLR` defaults).
+    /// `lr / 25e4` (PyTorch's `OneCycleLR` defaults). Only the learning rate cycles: PyTorch's
+    /// `OneCycleLR` also cycles momentum (0.95 -> 0.85 -> 0.95) by default, which Burn's
+    /// optimizers cannot change during a run; Ember keeps `momentum` constant.
     OneCycle,
 }
 
@@ -156,6 +158,35 @@ impl std::str::FromStr for Monitor {
     }
 }
 
+/// Test-time augmentation for evaluation reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tta {
+    /// Each image once.
+    #[default]
+    None,
+    /// The mean of the logits of each image and its left-right mirror.
+    Flip,
+}
+
+impl std::str::FromStr for Tta {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Tta::None),
+            "flip" => Ok(Tta::Flip),
+            other => Err(format!(
+                "unknown test-time augmentation `{other}` (none, flip)"
+            )),
+        }
+    }
+}
+
+/// Largest image side `--resize` and `--cutout` accept.
+pub const MAX_SIDE: usize = 8192;
+/// Most loader threads `--workers` accepts.
+pub const MAX_WORKERS: usize = 256;
+
 /// One training run, fully described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -206,11 +237,22 @@ pub struct TrainConfig {
     pub min_lr: f64,
     /// Training augmentation preset: `none`, `cifar` or `imagenet`.
     pub augment: Preset,
+    /// Cutout (DeVries & Taylor 2017) after the preset: one `cutout x cutout` square at a
+    /// uniformly random centre, clipped at the borders, set to 0 (the mean, after
+    /// normalisation); 0 turns it off. 16 is the CIFAR-10 recipe.
+    pub cutout: usize,
+    /// Label smoothing of the training loss: targets `(1 - eps) one_hot + eps / classes`
+    /// (PyTorch's `label_smoothing`). Validation and reports use plain cross-entropy.
+    pub label_smoothing: f64,
+    /// No weight decay on rank-1 parameters: biases and batch-norm scales and shifts (timm).
+    pub no_decay_norm_bias: bool,
+    /// Test-time augmentation of the final evaluation report.
+    pub tta: Tta,
     /// Stop when the monitored metric has not improved for this many epochs.
     pub early_stop_patience: Option<usize>,
     /// What early stopping and the best checkpoint watch.
     pub monitor: Monitor,
-    /// Which compiled backend runs the model.
+    /// Which compiled backend runs the model (`auto`: a GPU if there is one, else Flex).
     pub backend: Backend,
     /// Number of devices for Burn's data-parallel strategy (1 = single device).
     pub devices: usize,
@@ -255,9 +297,13 @@ impl Default for TrainConfig {
             warmup_epochs: 1.0,
             min_lr: 0.0,
             augment: Preset::None,
+            cutout: 0,
+            label_smoothing: 0.0,
+            no_decay_norm_bias: false,
+            tta: Tta::None,
             early_stop_patience: None,
             monitor: Monitor::ValAccuracy,
-            backend: Backend::default_compiled().unwrap_or(Backend::Flex),
+            backend: Backend::Auto,
             devices: 1,
             seed: 42,
             workers: 2,
@@ -361,6 +407,41 @@ impl TrainConfig {
         }
         if let Some(ft) = &self.finetune {
             ft.validate(self.epochs)?;
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(format!(
+                "--label-smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
+        }
+        // Each goes to a std constructor or an allocation that would panic or abort.
+        if !(self.log_every_secs.is_finite()
+            && self.log_every_secs > 0.0
+            && self.log_every_secs <= 1e9)
+        {
+            return bad(format!(
+                "--log-every must be a number of seconds in (0, 1e9], got {}",
+                self.log_every_secs
+            ));
+        }
+        if let Some([h, w]) = self.resize
+            && (h > MAX_SIDE || w > MAX_SIDE)
+        {
+            return bad(format!(
+                "--resize {h}x{w} is larger than {MAX_SIDE} pixels a side"
+            ));
+        }
+        if self.workers > MAX_WORKERS {
+            return bad(format!(
+                "--workers {} is more than {MAX_WORKERS}; 1-2 per core is plenty",
+                self.workers
+            ));
+        }
+        if self.cutout > MAX_SIDE {
+            return bad(format!(
+                "--cutout {} is larger than {MAX_SIDE}",
+                self.cutout
+            ));
         }
         if self.train_limit == Some(0) {
             return bad("--train-limit must be at least 1".into());

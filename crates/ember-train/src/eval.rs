@@ -1,10 +1,12 @@
 //! Evaluation: accuracy, top-5, loss, per-class accuracy and the confusion matrix.
 
 use crate::classifier::{Network, top_k};
+use crate::config::Tta;
 use crate::error::{Result, TrainError};
 use crate::run::write_atomic;
 use burn::data::dataloader::DataLoader;
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::Tensor;
 use ember_data::loader::ImageBatch;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -28,12 +30,26 @@ pub struct EvalReport {
     pub confusion: Vec<Vec<u64>>,
 }
 
+/// The logits of `images`, with test-time augmentation `tta`: for `Flip`, the mean of the
+/// logits of each image and its left-right mirror.
+pub fn tta_logits<N: Network>(net: &N, images: Tensor<4>, tta: Tta) -> Tensor<2> {
+    match tta {
+        Tta::None => net.forward(images),
+        Tta::Flip => {
+            let mirrored = images.clone().flip([3]);
+            (net.forward(images) + net.forward(mirrored)) / 2.0
+        }
+    }
+}
+
 /// Runs `net` over every batch of `loader` (a non-autodiff device gives evaluation mode:
-/// batch norm uses its running statistics, dropout is off).
+/// batch norm uses its running statistics, dropout is off), with test-time augmentation
+/// `tta`.
 pub fn evaluate<N: Network>(
     net: &N,
     loader: &dyn DataLoader<ImageBatch>,
     classes: &[String],
+    tta: Tta,
 ) -> Result<EvalReport> {
     let k = classes.len().clamp(1, 5);
     let nc = classes.len();
@@ -41,7 +57,7 @@ pub fn evaluate<N: Network>(
     let (mut n, mut top1, mut topk, mut loss_sum) = (0usize, 0u64, 0u64, 0f64);
     for batch in loader.iter() {
         let batch = batch.map_err(|e| TrainError::Training(format!("reading a batch: {e}")))?;
-        let logits = net.forward(batch.images);
+        let logits = tta_logits(net, batch.images, tta);
         let b = logits.dims()[0];
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())

@@ -4,66 +4,142 @@
 //! dampening 0.1 (PyTorch: 0), RMSProp has momentum 0.9 (PyTorch: 0), epsilons are 1e-5
 //! (PyTorch: 1e-8 for Adam and RMSProp, 1e-10 for AdaGrad). We set PyTorch's, so that
 //! d2l's and torchvision's recipes carry over.
+//!
+//! With `no_decay_norm_bias`, weight decay skips every parameter of rank 1 (biases and
+//! batch-norm scales and shifts), as timm's `param_groups_weight_decay` does: a second
+//! optimizer group through Burn's [`ModuleOptimizer::with_group`], the same optimizer with
+//! a decay of zero.
 
-use crate::adadelta::AdaDeltaConfig;
+use crate::adadelta::{AdaDelta, AdaDeltaConfig};
 use crate::config::{OptimizerKind, TrainConfig};
-use burn::grad_clipping::GradientClippingConfig;
+use burn::grad_clipping::{GradientClipping, GradientClippingConfig};
+use burn::module::ParamGroup;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdaGradConfig, AdamConfig, AdamWConfig, ModuleOptimizer, RmsPropConfig, SgdConfig,
+    AdaGradConfig, AdamConfig, AdamWConfig, ModuleOptimizer, Optimizer, RmsPropConfig, SgdConfig,
 };
+use burn::tensor::Tensor;
 
-/// Builds the optimizer `config` asks for.
+/// Builds the optimizer `config` asks for, for any module (no per-parameter groups).
 pub fn build(config: &TrainConfig) -> ModuleOptimizer {
-    let wd =
-        (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+    build_groups(config, None)
+}
+
+/// Builds the optimizer `config` asks for `model`: as [`build`], plus the no-decay group of
+/// `model`'s biases and normalisation parameters when `config.no_decay_norm_bias` is set and
+/// there is weight decay to skip.
+pub fn build_for<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
+    let group = (config.no_decay_norm_bias && config.weight_decay > 0.0)
+        .then(|| ParamGroup::from_ids(no_decay_ids(model)));
+    build_groups(config, group)
+}
+
+/// The parameters weight decay should skip: every float parameter of rank 1 (biases,
+/// batch-norm gamma and beta; running statistics are not parameters).
+pub fn no_decay_ids<M: Module>(model: &M) -> Vec<ParamId> {
+    struct RankOne(Vec<ParamId>);
+    impl ModuleVisitor for RankOne {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if D == 1 {
+                self.0.push(param.id);
+            }
+        }
+    }
+    let mut v = RankOne(Vec::new());
+    model.visit(&mut v);
+    v.0
+}
+
+/// `optim` over every parameter, clipped, with `decayless` (same optimizer, no decay) over
+/// `group` if given.
+fn grouped<O: Optimizer>(
+    optim: O,
+    decayless: impl FnOnce() -> O,
+    group: Option<ParamGroup>,
+    clip: Option<GradientClipping>,
+) -> ModuleOptimizer {
+    let mut m = ModuleOptimizer::from(optim);
+    if let Some(c) = clip.clone() {
+        m = m.with_grad_clipping(c);
+    }
+    if let Some(group) = group {
+        m = m.with_group(group, decayless(), clip);
+    }
+    m
+}
+
+fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOptimizer {
+    let wd = |w: f64| (w > 0.0).then(|| WeightDecayConfig::new(w as f32));
     let clip = config
         .grad_clip
-        .map(|c| GradientClippingConfig::Norm(c as f32));
+        .map(|c| GradientClippingConfig::Norm(c as f32).init());
     let momentum = config.momentum();
+    let decay = config.weight_decay;
     match config.optimizer {
         OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => {
             let nesterov = config.nesterov || config.optimizer == OptimizerKind::Nesterov;
-            let m = (momentum > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(momentum)
-                    .with_dampening(0.0)
-                    .with_nesterov(nesterov)
-            });
-            SgdConfig::new()
-                .with_momentum(m)
-                .with_weight_decay(wd)
-                .with_gradient_clipping(clip)
-                .init()
+            let sgd = |w: f64| {
+                let m = (momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(nesterov)
+                });
+                SgdConfig::new()
+                    .with_momentum(m)
+                    .with_weight_decay(wd(w))
+                    .build()
+            };
+            grouped(sgd(decay), || sgd(0.0), no_decay, clip)
         }
-        OptimizerKind::Adagrad => AdaGradConfig::new()
-            .with_epsilon(1e-10)
-            .with_weight_decay(wd)
-            .with_grad_clipping(clip)
-            .init(),
-        OptimizerKind::Rmsprop => RmsPropConfig::new()
-            .with_alpha(0.99)
-            .with_momentum(momentum as f32)
-            .with_epsilon(1e-8)
-            .with_weight_decay(wd)
-            .with_grad_clipping(clip)
-            .init(),
-        OptimizerKind::Adadelta => AdaDeltaConfig {
-            weight_decay: config.weight_decay,
-            grad_clip: config.grad_clip,
-            ..AdaDeltaConfig::default()
+        OptimizerKind::Adagrad => {
+            let make = |w: f64| {
+                AdaGradConfig::new()
+                    .with_epsilon(1e-10)
+                    .with_weight_decay(wd(w))
+                    .build()
+            };
+            grouped(make(decay), || make(0.0), no_decay, clip)
         }
-        .init(),
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(wd)
-            .with_grad_clipping(clip)
-            .init(),
-        OptimizerKind::Adamw => AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(config.weight_decay as f32)
-            .with_grad_clipping(clip)
-            .init(),
+        OptimizerKind::Rmsprop => {
+            let make = |w: f64| {
+                RmsPropConfig::new()
+                    .with_alpha(0.99)
+                    .with_momentum(momentum as f32)
+                    .with_epsilon(1e-8)
+                    .with_weight_decay(wd(w))
+                    .build()
+            };
+            grouped(make(decay), || make(0.0), no_decay, clip)
+        }
+        OptimizerKind::Adadelta => {
+            let make = |w: f64| {
+                AdaDelta::new(AdaDeltaConfig {
+                    weight_decay: w,
+                    ..AdaDeltaConfig::default()
+                })
+            };
+            grouped(make(decay), || make(0.0), no_decay, clip)
+        }
+        OptimizerKind::Adam => {
+            let make = |w: f64| {
+                AdamConfig::new()
+                    .with_epsilon(1e-8)
+                    .with_weight_decay(wd(w))
+                    .build()
+            };
+            grouped(make(decay), || make(0.0), no_decay, clip)
+        }
+        OptimizerKind::Adamw => {
+            let make = |w: f64| {
+                AdamWConfig::new()
+                    .with_epsilon(1e-8)
+                    .with_weight_decay(w as f32)
+                    .build()
+            };
+            grouped(make(decay), || make(0.0), no_decay, clip)
+        }
     }
 }

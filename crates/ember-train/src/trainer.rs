@@ -120,7 +120,15 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
         test,
         classes,
         input,
-        train_transforms: config.augment.train([h, w], &stats),
+        train_transforms: {
+            let mut t = config.augment.train([h, w], &stats);
+            if config.cutout > 0 {
+                t.push(Transform::Cutout {
+                    size: config.cutout,
+                });
+            }
+            t
+        },
         eval_transforms: eval_preset.eval([h, w], &stats),
     })
 }
@@ -170,6 +178,7 @@ pub fn model_config(
 
 /// The devices of `--backend` and `--devices`.
 pub fn devices(backend: Backend, n: usize) -> Result<Vec<Device>> {
+    let backend = backend.resolve().backend;
     #[allow(unused_mut)]
     let mut devices = vec![backend.device()?];
     if n > 1 {
@@ -210,6 +219,9 @@ pub struct TrainOutcome {
 /// Trains the zoo model named in `config`. With `resume`, continues the run in `config.out`
 /// from its last complete checkpoint.
 pub fn train(config: &TrainConfig, resume: bool) -> Result<TrainOutcome> {
+    if config.backend == Backend::Auto {
+        println!("backend auto -> {}", config.backend.resolve().reason);
+    }
     train_hooked(config, resume, None)
 }
 
@@ -424,7 +436,9 @@ pub fn train_network_tuned<N: Network>(
         // does not replay the first epoch's masks.
         device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
         let (net, frozen_values) = crate::finetune::freeze_prefixes(build(&ad)?, &frozen);
-        let mut model = Classifier::new(net);
+        let mut model = Classifier::new(net).with_label_smoothing(
+            (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32),
+        );
         if start_epoch > 0 {
             // The Learner loads this checkpoint too; loading it here first gives the model the
             // checkpoint's parameter ids, which the learning-rate groups below refer to.
@@ -514,7 +528,7 @@ pub fn train_network_tuned<N: Network>(
                 },
                 eval_device,
             )?;
-            let report = evaluate(&eval_net, &loader, &data.classes)?;
+            let report = evaluate(&eval_net, &loader, &data.classes, config.tta)?;
             let which = if best_epoch.is_some() {
                 format!("best epoch ({})", best_epoch.unwrap_or(0))
             } else {
@@ -685,7 +699,7 @@ fn launch<N: Network>(
         }
         _ => schedule.into(),
     };
-    let optim = crate::optim::build(config);
+    let optim = crate::optim::build_for(config, &model);
     let started = Instant::now();
     let result = training.launch(Learner::new(model, optim, lr));
     let seconds = started.elapsed().as_secs_f64();

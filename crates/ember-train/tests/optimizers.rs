@@ -114,3 +114,38 @@ fn every_optimizer_minimises_a_least_squares_fit() {
         assert!(after < 0.5 * before, "{kind:?}: {before} -> {after}");
     }
 }
+
+/// `--no-decay-norm-bias`: with a zero gradient, weight decay alone moves the parameters;
+/// the bias (rank 1) must stay put while the weight (rank 2) decays, for every optimizer.
+#[test]
+fn no_decay_group_spares_biases_only() {
+    let device = Device::flex().autodiff();
+    for kind in OptimizerKind::ALL {
+        device.seed(2);
+        let model = Fit {
+            lin: LinearConfig::new(4, 3).init(&device),
+        };
+        let (w0, b0) = (
+            model.lin.weight.val().into_data(),
+            model.lin.bias.as_ref().unwrap().val().into_data(),
+        );
+        for (flag, bias_moves) in [(false, true), (true, false)] {
+            let config = TrainConfig {
+                optimizer: kind,
+                lr: 0.1,
+                weight_decay: 0.5,
+                no_decay_norm_bias: flag,
+                ..TrainConfig::default()
+            };
+            let mut optim = ember_train::optim::build_for(&config, &model);
+            let x = Tensor::<2>::ones([2, 4], &device);
+            let loss = (model.lin.forward(x) * 0.0).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let stepped = optim.step(0.1, model.clone(), grads);
+            let w = stepped.lin.weight.val().into_data();
+            let b = stepped.lin.bias.as_ref().unwrap().val().into_data();
+            assert_ne!(w, w0, "{kind:?} (no-decay {flag}): the weight decays");
+            assert_eq!(b != b0, bias_moves, "{kind:?} (no-decay {flag}): the bias");
+        }
+    }
+}

@@ -212,6 +212,54 @@ fn bad_configurations_fail_before_training() {
             "--resize 224",
         ),
     ];
+    // Values that used to reach a panicking std constructor or an unbounded allocation.
+    let mut cases = cases;
+    for (config, needle) in [
+        (
+            TrainConfig {
+                log_every_secs: -1.0,
+                ..base.clone()
+            },
+            "--log-every",
+        ),
+        (
+            TrainConfig {
+                log_every_secs: f64::NAN,
+                ..base.clone()
+            },
+            "--log-every",
+        ),
+        (
+            TrainConfig {
+                log_every_secs: 1e300,
+                ..base.clone()
+            },
+            "--log-every",
+        ),
+        (
+            TrainConfig {
+                resize: Some([100_000, 100_000]),
+                ..base.clone()
+            },
+            "--resize",
+        ),
+        (
+            TrainConfig {
+                workers: 1 << 40,
+                ..base.clone()
+            },
+            "--workers",
+        ),
+        (
+            TrainConfig {
+                label_smoothing: 1.0,
+                ..base.clone()
+            },
+            "--label-smoothing",
+        ),
+    ] {
+        cases.push((config, needle));
+    }
     for (config, needle) in cases {
         let err = trainer::train(&config, false).unwrap_err();
         assert!(
@@ -278,4 +326,143 @@ fn early_stopping_stops_and_keeps_the_best_epoch() {
     );
     assert_eq!(outcome.best_epoch, Some(1));
     assert!(out.join("best.bpk").is_file());
+}
+
+/// A linear classifier on flattened 1x2x2 images, for checking losses by hand.
+#[derive(burn::module::Module, Debug)]
+struct Flat {
+    lin: burn::nn::Linear,
+}
+
+impl ember_train::Network for Flat {
+    fn forward(&self, images: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<2> {
+        self.lin.forward(images.flatten::<2>(1, 3))
+    }
+}
+
+/// Label smoothing changes the training loss to `(1 - eps) CE + eps * mean_k(-log p_k)` and
+/// leaves validation's plain cross-entropy alone; flip TTA averages an image's logits with
+/// its mirror's.
+#[test]
+fn label_smoothing_and_flip_tta_compute_what_they_say() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use burn::train::{InferenceStep, TrainStep};
+    use ember_data::loader::ImageBatch;
+    let device = burn::tensor::Device::flex().autodiff();
+    device.seed(5);
+    let net = Flat {
+        lin: burn::nn::LinearConfig::new(4, 3).init(&device),
+    };
+    let pixels = vec![0.5f32, -1.0, 2.0, 0.25, 1.0, 0.0, -0.5, 1.5];
+    let images = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [2, 1, 2, 2]), &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
+    let logits: Vec<f64> = ember_train::Network::forward(&net, images.clone())
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .unwrap();
+    // By hand: per image, CE = -log p_t and the uniform part -mean_k log p_k.
+    let (mut ce, mut uniform) = (0.0, 0.0);
+    for (i, t) in [2usize, 0].into_iter().enumerate() {
+        let z = &logits[i * 3..i * 3 + 3];
+        let lse = z.iter().map(|v| v.exp()).sum::<f64>().ln();
+        ce += lse - z[t];
+        uniform += z.iter().map(|v| lse - v).sum::<f64>() / 3.0;
+    }
+    let (ce, uniform) = (ce / 2.0, uniform / 2.0);
+    let eps = 0.2;
+    let model = ember_train::Classifier::new(net).with_label_smoothing(Some(eps as f32));
+    let batch = || ImageBatch {
+        images: images.clone(),
+        targets: targets.clone(),
+    };
+    let train: f64 = TrainStep::step(&model, batch())
+        .item
+        .loss
+        .mean()
+        .into_scalar();
+    let valid: f64 = InferenceStep::step(&model, batch())
+        .loss
+        .mean()
+        .into_scalar();
+    assert!(
+        (train - ((1.0 - eps) * ce + eps * uniform)).abs() < 1e-5,
+        "{train}"
+    );
+    assert!((valid - ce).abs() < 1e-5, "{valid} vs {ce}");
+
+    // Flip TTA: the mirror of [[a, b], [c, d]] is [[b, a], [d, c]].
+    let mirrored: Vec<f32> = pixels.chunks(2).flat_map(|row| [row[1], row[0]]).collect();
+    let flipped = Tensor::<4>::from_data(TensorData::new(mirrored, [2, 1, 2, 2]), &device);
+    let expected = (ember_train::Network::forward(&model.net, images.clone())
+        + ember_train::Network::forward(&model.net, flipped))
+        / 2.0;
+    let got = ember_train::eval::tta_logits(&model.net, images, ember_train::config::Tta::Flip);
+    let (got, expected): (Vec<f32>, Vec<f32>) = (
+        got.into_data().try_to_vec::<f32>().unwrap(),
+        expected.into_data().try_to_vec::<f32>().unwrap(),
+    );
+    for (a, b) in got.iter().zip(&expected) {
+        assert!((a - b).abs() < 1e-6, "{got:?} vs {expected:?}");
+    }
+}
+
+/// Epoch losses are means over images: the metric sees each batch's loss once per image, so a
+/// short last batch weighs by its size (Burn's loss metric weights by the loss tensor's
+/// length; with a one-element loss every batch weighed the same).
+#[test]
+fn epoch_loss_weights_batches_by_their_images() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use burn::train::InferenceStep;
+    use burn::train::metric::Adaptor;
+    use burn::train::metric::{LossInput, LossMetric, Metric, MetricMetadata, Numeric};
+    use ember_data::loader::ImageBatch;
+    let device = burn::tensor::Device::flex();
+    device.seed(6);
+    let model = ember_train::Classifier::new(Flat {
+        lin: burn::nn::LinearConfig::new(4, 3).init(&device),
+    });
+    let batch = |n: usize, seed: f32| ImageBatch {
+        images: Tensor::<4>::from_data(
+            TensorData::new(
+                (0..4 * n)
+                    .map(|i| (i as f32 * 0.37 + seed).sin())
+                    .collect::<Vec<_>>(),
+                [n, 1, 2, 2],
+            ),
+            &device,
+        ),
+        targets: Tensor::<1, Int>::from_data(
+            TensorData::new((0..n as i64).map(|i| i % 3).collect::<Vec<_>>(), [n]),
+            &device,
+        ),
+    };
+    let (full, short) = (batch(4, 0.0), batch(1, 1.0));
+    let mut metric = LossMetric::new();
+    let meta = MetricMetadata {
+        progress: burn::data::dataloader::Progress {
+            items_processed: 1,
+            items_total: 1,
+            unit: None,
+        },
+        iteration: Some(0),
+        lr: None,
+    };
+    let mut per_batch = Vec::new();
+    for b in [full, short] {
+        let n = b.targets.dims()[0];
+        let out = InferenceStep::step(&model, b);
+        assert_eq!(out.loss.dims(), [n], "one loss per image");
+        per_batch.push((out.loss.clone().mean().into_scalar::<f64>(), n));
+        let input: LossInput = out.adapt();
+        metric.update(&input, &meta).unwrap();
+    }
+    let by_images = (per_batch[0].0 * 4.0 + per_batch[1].0) / 5.0;
+    let by_batches = (per_batch[0].0 + per_batch[1].0) / 2.0;
+    assert!(
+        (by_images - by_batches).abs() > 1e-3,
+        "the test needs batches that differ"
+    );
+    let value = metric.running_value().expect("a running value").current();
+    assert!((value - by_images).abs() < 1e-6, "{value} vs {by_images}");
 }

@@ -47,9 +47,9 @@ fn batch(device: &Device) -> ImageBatch {
 }
 
 fn step(model: &Classifier<Model>, device: &Device) -> (f32, Vec<Vec<f32>>) {
-    let out = model.forward_classification(batch(device));
-    let loss: f32 = out.loss.clone().into_scalar();
-    let grads = GradientsParams::from_grads(out.loss.backward(), model);
+    let loss_t = model.training_loss(batch(device));
+    let loss: f32 = loss_t.clone().into_scalar();
+    let grads = GradientsParams::from_grads(loss_t.backward(), model);
     let mut c = Collect {
         grads: &grads,
         out: Vec::new(),

@@ -7,6 +7,7 @@ pub mod lenet;
 pub mod mlp;
 pub mod nin;
 pub mod resnet;
+pub mod resnet9;
 pub mod vgg;
 
 use serde::{Deserialize, Serialize};

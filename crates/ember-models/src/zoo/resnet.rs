@@ -250,9 +250,14 @@ pub struct ResNetConfig {
     /// ResNeXt width per group (64 for plain ResNet; 4 for resnext50_32x4d).
     #[config(default = 64)]
     pub width_per_group: usize,
-    /// Weight initialisation.
-    #[config(default = "InitScheme::Auto")]
+    /// Weight initialisation: torchvision's (Kaiming normal, fan-out, for convolutions; the
+    /// framework default for the classifier).
+    #[config(default = "InitScheme::Torchvision")]
     pub init: InitScheme,
+    /// Start every residual branch's last batch norm with gamma = 0, so that each block
+    /// begins as the identity (Goyal et al. 2017; torchvision's `zero_init_residual`).
+    #[config(default = false)]
+    pub zero_init_residual: bool,
 }
 
 /// ResNet.
@@ -339,10 +344,26 @@ impl ResNetConfig {
                 })
                 .collect::<Vec<_>>()
         };
-        let layer1 = stage(b, self.layers[0], 1);
-        let layer2 = stage(2 * b, self.layers[1], 2);
-        let layer3 = stage(4 * b, self.layers[2], 2);
-        let layer4 = stage(8 * b, self.layers[3], 2);
+        let mut layer1 = stage(b, self.layers[0], 1);
+        let mut layer2 = stage(2 * b, self.layers[1], 2);
+        let mut layer3 = stage(4 * b, self.layers[2], 2);
+        let mut layer4 = stage(8 * b, self.layers[3], 2);
+        if self.zero_init_residual {
+            for block in layer1
+                .iter_mut()
+                .chain(&mut layer2)
+                .chain(&mut layer3)
+                .chain(&mut layer4)
+            {
+                let last = match block {
+                    ResidualBlock::Basic(b) => &mut b.conv2,
+                    ResidualBlock::Bottleneck(b) => &mut b.conv3,
+                };
+                if let Some(bn) = last.bn.as_mut() {
+                    bn.gamma = bn.gamma.clone().init_mapper(|g| g.zeros_like());
+                }
+            }
+        }
         ResNet {
             stem,
             maxpool,
