@@ -46,7 +46,38 @@ enum Command {
     Ensemble(search::EnsembleArgs),
 }
 
+/// A panic is a bug in Ember or below it, never a user's mistake (those are typed errors): say
+/// so in one line, keep the backtrace in a file instead of spilling it over a progress display,
+/// and let the process exit non-zero (101) as Rust does.
+fn install_panic_report() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let log = std::env::temp_dir().join(format!("ember-panic-{}.log", std::process::id()));
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        let written =
+            std::fs::write(&log, format!("panic: {message}{location}\n\n{backtrace}\n")).is_ok();
+        let details = if written {
+            format!("backtrace in {}", log.display())
+        } else {
+            "set RUST_BACKTRACE=1 for a backtrace".into()
+        };
+        eprintln!(
+            "\nember: internal error, this is a bug (please report it): {message}{location}; {details}"
+        );
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_report();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Summary(args) => summary::run(args),

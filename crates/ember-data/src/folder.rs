@@ -12,6 +12,10 @@ use std::sync::Arc;
 /// Extensions read as images (case-insensitive); other files are skipped, as torchvision does.
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
+/// The largest image file read from a `.tar.gz` ImageFolder: 256 MiB (a 16k x 16k RGB PNG is
+/// 768 MiB raw but far less compressed; real datasets' files are kilobytes).
+pub const MAX_ARCHIVE_IMAGE_BYTES: u64 = 256 << 20;
+
 fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -132,8 +136,25 @@ impl ImageFolder {
             let Some(class_dir) = path.parent().map(Path::to_path_buf) else {
                 continue;
             };
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(broken)?;
+            // The header's size is the archive's claim, not a fact: check it before trusting it
+            // with an allocation (a 200-byte archive can claim terabytes).
+            if entry.size() > MAX_ARCHIVE_IMAGE_BYTES {
+                return Err(DataError::BadFormat {
+                    path: archive.to_path_buf(),
+                    format: "an ImageFolder archive".into(),
+                    detail: format!(
+                        "{} claims {} bytes, more than the {} an image may have here",
+                        path.display(),
+                        entry.size(),
+                        MAX_ARCHIVE_IMAGE_BYTES
+                    ),
+                });
+            }
+            let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
+            (&mut entry)
+                .take(MAX_ARCHIVE_IMAGE_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(broken)?;
             by_class.entry(class_dir).or_default().push((path, bytes));
         }
         if by_class.is_empty() {

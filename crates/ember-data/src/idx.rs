@@ -25,23 +25,67 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
     parse_idx(&bytes, path)
 }
 
+/// The largest IDX body Ember reads: 4 GiB, several times any real IDX dataset (EMNIST's
+/// largest file is about 700 MB). A header that claims more is refused before anything is
+/// decompressed or allocated.
+pub const MAX_IDX_BYTES: usize = 1 << 32;
+
 /// Gunzips `raw` if it is gzip data (magic `1f 8b`), else returns it unchanged.
+///
+/// Streams: decompresses the IDX header first and then no more than the header's dimensions
+/// ask for (plus one byte, so that trailing data is still reported by [`parse_idx`]), so a
+/// small file that inflates to gigabytes (a gzip bomb) costs nothing.
 pub fn maybe_gunzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::BadFormat {
-                path: path.to_path_buf(),
-                format: "a readable gzip file".into(),
-                detail: format!(
-                    "{e} (the download may be incomplete: delete it and fetch it again)"
-                ),
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let broken = |e: std::io::Error| DataError::BadFormat {
+        path: path.to_path_buf(),
+        format: "a readable gzip file".into(),
+        detail: format!("{e} (the download may be incomplete: delete it and fetch it again)"),
+    };
+    let mut gz = GzDecoder::new(raw.as_slice());
+    let mut out = Vec::new();
+    // The 4-byte magic, then one u32 per dimension (at most 255 of them).
+    (&mut gz).take(4).read_to_end(&mut out).map_err(broken)?;
+    if out.len() == 4 {
+        let ndims = out[3] as u64;
+        (&mut gz)
+            .take(4 * ndims)
+            .read_to_end(&mut out)
+            .map_err(broken)?;
+    }
+    let limit = idx_body_len(&out, path)?.map_or(0, |body| body as u64 + 1);
+    (&mut gz)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(broken)?;
+    Ok(out)
+}
+
+/// The body length that a complete IDX header asks for (None if `header` is not complete yet);
+/// an error if it overflows or exceeds [`MAX_IDX_BYTES`].
+fn idx_body_len(header: &[u8], path: &Path) -> Result<Option<usize>, DataError> {
+    if header.len() < 4 || header.len() < 4 + 4 * header[3] as usize {
+        return Ok(None);
+    }
+    let dims = header[4..4 + 4 * header[3] as usize]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize);
+    let mut total = 1usize;
+    for d in dims {
+        total = total.saturating_mul(d);
+    }
+    if total > MAX_IDX_BYTES {
+        return Err(DataError::BadFormat {
+            path: path.to_path_buf(),
+            format: "an IDX file".into(),
+            detail: format!(
+                "its header asks for {total} data bytes, more than the {MAX_IDX_BYTES} Ember reads (a damaged or hostile file)"
+            ),
+        });
+    }
+    Ok(Some(total))
 }
 
 /// Parses IDX bytes; `path` only names the file in errors.
@@ -91,6 +135,7 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
+    idx_body_len(&bytes[..header], path)?;
     let body = bytes.len() - header;
     if body < expected {
         return Err(DataError::Truncated {

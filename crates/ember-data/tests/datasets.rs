@@ -487,3 +487,56 @@ fn real_cifar10_jpeg_archive_from_shared_data() {
         assert_eq!(item.label, i / 5000);
     }
 }
+
+/// Sizes an input claims are checked before they are trusted with memory: a tar entry whose
+/// header claims a terabyte (a 200-byte archive), an IDX header that claims more than Ember
+/// reads, and a gzip bomb behind a small IDX header. Each used to abort or exhaust memory.
+#[test]
+fn claimed_sizes_are_checked_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tar header for `root/cat/1.png` that claims 1 TiB, followed by a few real bytes.
+    let mut header = tar::Header::new_gnu();
+    header.set_path("root/cat/1.png").unwrap();
+    header.set_size(1 << 40);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut raw = header.as_bytes().to_vec();
+    raw.extend_from_slice(&[0u8; 64]);
+    let archive = dir.path().join("claims.tar.gz");
+    std::fs::write(&archive, gz(&raw)).unwrap();
+    assert!(std::fs::metadata(&archive).unwrap().len() < 400);
+    let e = ImageFolder::open(&archive).unwrap_err();
+    assert!(
+        matches!(e, DataError::BadFormat { .. })
+            && e.to_string().contains("1.png")
+            && e.to_string().contains("claims"),
+        "{e}"
+    );
+
+    // An IDX header claiming 2^17 x 2^17 x 2^2 = 64 GiB of pixels: refused from the header.
+    let mut idx = vec![0, 0, 8, 3];
+    for d in [1u32 << 17, 1 << 17, 4] {
+        idx.extend_from_slice(&d.to_be_bytes());
+    }
+    let e = ember_data::idx::maybe_gunzip(gz(&idx), Path::new("huge.gz")).unwrap_err();
+    assert!(
+        e.to_string().contains("huge.gz") && e.to_string().contains("asks for"),
+        "{e}"
+    );
+    let e = ember_data::idx::parse_idx(&idx, Path::new("huge.idx")).unwrap_err();
+    assert!(e.to_string().contains("asks for"), "{e}");
+
+    // A gzip bomb: a header for 10 bytes followed by 64 MiB of zeros (64 KiB compressed).
+    let mut bomb = encode_idx(&[10], &[1; 10]);
+    bomb.resize(bomb.len() + (64 << 20), 0);
+    let packed = gz(&bomb);
+    assert!(packed.len() < 1 << 20);
+    let inflated = ember_data::idx::maybe_gunzip(packed.clone(), Path::new("bomb.gz")).unwrap();
+    assert_eq!(
+        inflated.len(),
+        8 + 10 + 1,
+        "reads the header's worth and one byte more"
+    );
+    let e = ember_data::idx::parse_idx(&inflated, Path::new("bomb.gz")).unwrap_err();
+    assert!(e.to_string().contains("trailing"), "{e}");
+}

@@ -110,6 +110,22 @@ impl RunDir {
         self.checkpoints().join(format!("model-{epoch}.bpk"))
     }
 
+    /// Errors unless the directory is absent, empty, or made by Ember (a run that stopped before
+    /// its first checkpoint: `run.json`, or a fine-tune's `pretrained.json`). Ember never
+    /// writes into a directory of the user's own.
+    pub fn ensure_ours(&self) -> Result<()> {
+        let not_empty = std::fs::read_dir(&self.root)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false);
+        if not_empty && !self.info().is_file() && !self.root.join("pretrained.json").is_file() {
+            return Err(TrainError::file(
+                &self.root,
+                "exists, is not empty and was not made by `ember train` (no run.json); choose another --out (Ember does not write into a directory of yours)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The weights to evaluate: the best epoch's, else the last epoch's.
     pub fn weights(&self) -> Result<PathBuf> {
         for p in [self.best(), self.final_weights()] {

@@ -282,6 +282,7 @@ pub fn train_hooked(
     let run = RunDir::new(&config.out);
     // Fail before training when the weights do not fit; a run with a checkpoint starts from it.
     let pretrained = if run.latest_checkpoint().is_none() {
+        run.ensure_ours()?;
         let (model, report) = crate::weights::load_into(
             model_cfg.init(&devices[0])?,
             &model_cfg,
@@ -380,6 +381,7 @@ pub fn train_network_tuned<N: Network>(
                 "already holds a run's checkpoints; continue it with `ember train --resume RUN_DIR` or choose another --out",
             ));
         }
+        run.ensure_ours()?;
         0
     };
     std::fs::create_dir_all(&run.root).map_err(|e| {

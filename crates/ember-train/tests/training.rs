@@ -466,3 +466,23 @@ fn epoch_loss_weights_batches_by_their_images() {
     let value = metric.running_value().expect("a running value").current();
     assert!((value - by_images).abs() < 1e-6, "{value} vs {by_images}");
 }
+
+/// `--out` pointing at a directory of the user's own (not empty, no `run.json`): refused,
+/// and the user's file is left as it was.
+#[test]
+fn refuses_to_write_into_a_directory_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("notes.txt");
+    std::fs::write(&mine, "my thesis").unwrap();
+    let e = trainer::train(&quick(dir.path()), false).unwrap_err();
+    assert!(
+        e.to_string().contains("run.json") && e.to_string().contains("another --out"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "my thesis");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written"
+    );
+}
