@@ -35,12 +35,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.part"));
+    // Unique per process and call: two writers (two processes, or two threads of a search)
+    // must never share a temporary file.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}-{n}.part", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable only once the directory is synced (POSIX); where a
+        // directory cannot be opened as a file (Windows) the rename is already atomic.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -151,8 +161,26 @@ impl RunDir {
                 format!("cannot read it ({e}); is this a run directory made by `ember train`?"),
             )
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrainError::file(&path, format!("not a run description: {e}")))
+        let info: RunInfo = serde_json::from_str(&text)
+            .map_err(|e| TrainError::file(&path, format!("not a run description: {e}")))?;
+        // Ember wrote it, but a user or a disk may have changed it since: check what the
+        // commands that read it rely on.
+        let bad = |what: String| Err(TrainError::file(&path, what));
+        if info.classes.is_empty() {
+            return bad("lists no classes; it is damaged (write it again or retrain)".into());
+        }
+        if info.input.iter().any(|&d| d == 0 || d > 8192) {
+            return bad(format!(
+                "input {:?} is not an image shape (each of C, H, W in 1..=8192)",
+                info.input
+            ));
+        }
+        if let Some(config) = &info.model_config
+            && let Err(e) = config.validate()
+        {
+            return bad(format!("its model configuration is invalid: {e}"));
+        }
+        Ok(info)
     }
 
     /// Writes `run.json`.

@@ -486,3 +486,48 @@ fn refuses_to_write_into_a_directory_it_did_not_make() {
         "nothing written"
     );
 }
+
+/// A damaged `run.json` (no classes, an impossible input shape) is a typed error naming the
+/// file when it is read, not a panic later in `predict`.
+#[test]
+fn a_damaged_run_json_is_an_error_naming_it() {
+    use ember_train::run::{RunDir, RunInfo};
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let good = RunInfo {
+        model: "lenet5_modern".into(),
+        model_config: Some(ember_models::ModelConfig::from_name("lenet5_modern").unwrap()),
+        input: [1, 28, 28],
+        classes: (0..10).map(|c| c.to_string()).collect(),
+        eval_transforms: Vec::new(),
+        dataset: "mnist".into(),
+    };
+    run.save_info(&good).unwrap();
+    assert_eq!(run.load_info().unwrap().classes.len(), 10);
+    for (damage, expect) in [
+        (
+            RunInfo {
+                classes: Vec::new(),
+                ..good.clone()
+            },
+            "no classes",
+        ),
+        (
+            RunInfo {
+                input: [1, 0, 28],
+                ..good.clone()
+            },
+            "image shape",
+        ),
+    ] {
+        run.save_info(&damage).unwrap();
+        let e = run.load_info().unwrap_err().to_string();
+        assert!(e.contains("run.json") && e.contains(expect), "{e}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
