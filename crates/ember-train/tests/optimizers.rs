@@ -149,3 +149,93 @@ fn no_decay_group_spares_biases_only() {
         }
     }
 }
+
+/// PyTorch's update rules, written out, for the first three steps of each optimizer with
+/// weight decay: SGD, heavy-ball and Nesterov momentum (L2 decay added to the gradient, no
+/// dampening), Adam (L2 decay, bias-corrected moments, eps outside the root) and AdamW
+/// (decoupled decay). The gradients are known constants: loss = sum(c_t * (x W + b)).
+#[test]
+fn first_steps_follow_pytorchs_formulas() {
+    let device = Device::flex().autodiff();
+    let (lr, wd, mu, b1, b2, eps) = (0.1f64, 0.05f64, 0.9f64, 0.9f64, 0.999f64, 1e-8f64);
+    let x = [1.0f64, 2.0];
+    let cs = [0.5f64, -1.5, 0.25];
+    for kind in [
+        OptimizerKind::Sgd,
+        OptimizerKind::Momentum,
+        OptimizerKind::Nesterov,
+        OptimizerKind::Adam,
+        OptimizerKind::Adamw,
+    ] {
+        device.seed(5);
+        let mut model = Fit {
+            lin: LinearConfig::new(2, 1).init(&device),
+        };
+        let mut w: Vec<f64> = model
+            .lin
+            .weight
+            .val()
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .unwrap();
+        let config = TrainConfig {
+            optimizer: kind,
+            lr,
+            weight_decay: wd,
+            ..TrainConfig::default()
+        };
+        let mut optim = ember_train::optim::build(&config);
+        let (mut buf, mut m, mut v) = (vec![0.0; 2], vec![0.0; 2], vec![0.0; 2]);
+        for (t, &c) in cs.iter().enumerate() {
+            let input = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device);
+            let loss = (model.lin.forward(input) * c as f32).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            let step = (t + 1) as i32;
+            for i in 0..2 {
+                let g = x[i] * c;
+                match kind {
+                    OptimizerKind::Sgd => w[i] -= lr * (g + wd * w[i]),
+                    OptimizerKind::Momentum | OptimizerKind::Nesterov => {
+                        let g = g + wd * w[i];
+                        buf[i] = if t == 0 { g } else { mu * buf[i] + g };
+                        let d = if kind == OptimizerKind::Nesterov {
+                            g + mu * buf[i]
+                        } else {
+                            buf[i]
+                        };
+                        w[i] -= lr * d;
+                    }
+                    _ => {
+                        let g = if kind == OptimizerKind::Adam {
+                            g + wd * w[i]
+                        } else {
+                            w[i] *= 1.0 - lr * wd;
+                            g
+                        };
+                        m[i] = b1 * m[i] + (1.0 - b1) * g;
+                        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                        let m_hat = m[i] / (1.0 - b1.powi(step));
+                        let v_hat = v[i] / (1.0 - b2.powi(step));
+                        w[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+                    }
+                }
+            }
+            let got: Vec<f64> = model
+                .lin
+                .weight
+                .val()
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .unwrap();
+            for i in 0..2 {
+                assert!(
+                    (got[i] - w[i]).abs() < 1e-5 * w[i].abs().max(1.0),
+                    "{kind:?} step {step}: {got:?} vs formula {w:?}"
+                );
+            }
+        }
+    }
+}
