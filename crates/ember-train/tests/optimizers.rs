@@ -152,7 +152,7 @@ fn no_decay_group_spares_biases_only() {
 
 /// PyTorch's update rules, written out, for the first three steps of each optimizer with
 /// weight decay: SGD, heavy-ball and Nesterov momentum (L2 decay added to the gradient, no
-/// dampening), Adam (L2 decay, bias-corrected moments, eps outside the root) and AdamW
+/// dampening), AdaGrad, RMSProp, Adam (L2 decay, bias-corrected moments, eps outside the root) and AdamW
 /// (decoupled decay). The gradients are known constants: loss = sum(c_t * (x W + b)).
 #[test]
 fn first_steps_follow_pytorchs_formulas() {
@@ -164,6 +164,8 @@ fn first_steps_follow_pytorchs_formulas() {
         OptimizerKind::Sgd,
         OptimizerKind::Momentum,
         OptimizerKind::Nesterov,
+        OptimizerKind::Adagrad,
+        OptimizerKind::Rmsprop,
         OptimizerKind::Adam,
         OptimizerKind::Adamw,
     ] {
@@ -206,6 +208,18 @@ fn first_steps_follow_pytorchs_formulas() {
                             buf[i]
                         };
                         w[i] -= lr * d;
+                    }
+                    // AdaGrad (eps 1e-10, no lr decay) and RMSProp (alpha 0.99, eps 1e-8, no
+                    // momentum): v holds the sum, resp. the running mean, of squared gradients.
+                    OptimizerKind::Adagrad => {
+                        let g = g + wd * w[i];
+                        v[i] += g * g;
+                        w[i] -= lr * g / (v[i].sqrt() + 1e-10);
+                    }
+                    OptimizerKind::Rmsprop => {
+                        let g = g + wd * w[i];
+                        v[i] = 0.99 * v[i] + 0.01 * g * g;
+                        w[i] -= lr * g / (v[i].sqrt() + 1e-8);
                     }
                     _ => {
                         let g = if kind == OptimizerKind::Adam {
