@@ -173,14 +173,7 @@ fn first_steps_follow_pytorchs_formulas() {
         let mut model = Fit {
             lin: LinearConfig::new(2, 1).init(&device),
         };
-        let mut w: Vec<f64> = model
-            .lin
-            .weight
-            .val()
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .unwrap();
+        let mut w = vec1(model.lin.weight.val().reshape([2]));
         let config = TrainConfig {
             optimizer: kind,
             lr,
@@ -236,14 +229,7 @@ fn first_steps_follow_pytorchs_formulas() {
                     }
                 }
             }
-            let got: Vec<f64> = model
-                .lin
-                .weight
-                .val()
-                .into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .unwrap();
+            let got = vec1(model.lin.weight.val().reshape([2]));
             for i in 0..2 {
                 assert!(
                     (got[i] - w[i]).abs() < 1e-5 * w[i].abs().max(1.0),
