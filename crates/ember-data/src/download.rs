@@ -9,6 +9,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a download may receive nothing before it is given up.
+pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A file to fetch.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -25,11 +28,44 @@ pub fn downloads_enabled() -> bool {
     std::env::var("EMBER_OFFLINE").map_or(true, |v| v.is_empty() || v == "0")
 }
 
+/// MD5 of a file, as lowercase hex.
+pub fn md5_file(path: &Path) -> Result<String, DataError> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Fetches `remote` into `dir` unless it is already there. On any failure nothing is left
 /// under the final name, and the error names the URL and where to put the file by hand.
+/// A file already there (downloaded before, or put there by hand) is checked against the
+/// published checksum too: a truncated or wrong file is named, not unpacked or trusted.
 pub fn fetch(remote: &Remote, dir: &Path) -> Result<(), DataError> {
     let dest = dir.join(&remote.file);
     if dest.is_file() {
+        let digest = md5_file(&dest)?;
+        if digest != remote.md5 {
+            return Err(DataError::BadFormat {
+                path: dest,
+                format: format!("{} (MD5 {})", remote.file, remote.md5),
+                detail: format!(
+                    "its MD5 is {digest}: truncated or another file; delete it to download it \
+                     again, or fetch {} by hand",
+                    remote.url
+                ),
+            });
+        }
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
@@ -53,7 +89,10 @@ fn download_to(remote: &Remote, partial: &Path) -> Result<(), DataError> {
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        // An idle limit, not a total one: CIFAR's 163 MB may take many minutes on a slow link,
+        // but a link that sends nothing for a minute is dead.
+        .timeout_per_read(Some(READ_IDLE_TIMEOUT))
         .build()
         .into();
     let response = agent
@@ -88,11 +127,7 @@ fn download_to(remote: &Remote, partial: &Path) -> Result<(), DataError> {
     }
     file.sync_all().map_err(|e| DataError::io(partial, e))?;
     bar.finish_and_clear();
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex(&hasher.finalize());
     if digest != remote.md5 {
         return Err(failed(format!(
             "checksum mismatch: MD5 {digest}, published {}",
@@ -102,14 +137,85 @@ fn download_to(remote: &Remote, partial: &Path) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Unpacks a `.tar.gz` into `dir`, refusing entries that would land outside it.
+/// Unpacks a `.tar.gz` into `dir`, atomically: into a temporary folder in `dir` first, then
+/// each top-level entry renamed into place, so a killed or failed unpack never leaves a folder
+/// that looks complete. An entry that would land outside `dir` (an absolute path, `..`, a link
+/// whose target leaves the tree) is an error naming it: the `tar` crate skips such entries
+/// silently, which would give a dataset with files missing.
 pub fn unpack(archive: &Path, dir: &Path) -> Result<(), DataError> {
-    let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    // `unpack` rejects `..` and absolute paths.
-    tar.unpack(dir).map_err(|e| DataError::BadFormat {
+    let bad = |detail: String| DataError::BadFormat {
         path: archive.to_path_buf(),
         format: "a readable .tar.gz".into(),
-        detail: format!("{e} (delete it to download it again)"),
-    })
+        detail: format!("{detail} (delete it to download it again)"),
+    };
+    let staging = dir.join(format!(".unpack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    let result = (|| {
+        let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+            let inside = |p: &Path| escapes(p).is_none();
+            if let Some(why) = escapes(&path) {
+                return Err(bad(format!("entry {} {why}", path.display())));
+            }
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad(e.to_string()))?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                // A symlink's target is relative to the link's folder; a hard link's to the root.
+                let resolved = if kind.is_symlink() {
+                    path.parent().unwrap_or(Path::new("")).join(&target)
+                } else {
+                    target.clone()
+                };
+                if target.is_absolute() || !inside(&resolved) {
+                    return Err(bad(format!(
+                        "entry {} links to {}, outside the archive's folder",
+                        path.display(),
+                        target.display()
+                    )));
+                }
+            }
+            entry
+                .unpack_in(&staging)
+                .map_err(|e| bad(format!("entry {}: {e}", path.display())))?;
+        }
+        // Into place: each top-level entry by one rename.
+        for top in std::fs::read_dir(&staging).map_err(|e| DataError::io(&staging, e))? {
+            let top = top.map_err(|e| DataError::io(&staging, e))?;
+            let dest = dir.join(top.file_name());
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest)
+                    .or_else(|_| std::fs::remove_file(&dest))
+                    .map_err(|e| DataError::io(&dest, e))?;
+            }
+            std::fs::rename(top.path(), &dest).map_err(|e| DataError::io(&dest, e))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+/// Why `path` (inside an archive) would not stay inside the folder it is unpacked into, if it
+/// would not: absolute, or more `..` than folders at some point.
+fn escapes(path: &Path) -> Option<&'static str> {
+    use std::path::Component;
+    let mut depth = 0usize;
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => return Some("is an absolute path"),
+            Component::ParentDir if depth == 0 => return Some("climbs out with '..'"),
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+    }
+    None
 }

@@ -45,6 +45,8 @@ pub struct ImageFolder {
     items: Vec<(PathBuf, usize)>,
     classes: Vec<String>,
     source: Source,
+    /// Channels every image is given: 3 if any sampled image is in colour, else 1.
+    channels: usize,
 }
 
 impl ImageFolder {
@@ -87,9 +89,13 @@ impl ImageFolder {
         }
         let mut classes = Vec::new();
         let mut items = Vec::new();
+        // Links are followed (as torchvision's `os.walk(followlinks=True)` does), but each real
+        // directory is read once: a link back to the root or a parent (a loop) or a second link
+        // to a folder already read would repeat its images under another label.
+        let mut seen = Visited::new(root)?;
         for (label, dir) in class_dirs.iter().enumerate() {
             let mut files = Vec::new();
-            collect_images(dir, &mut files)?;
+            collect_images(dir, &mut files, &mut seen)?;
             if files.is_empty() {
                 return Err(DataError::EmptyClass { path: dir.clone() });
             }
@@ -102,12 +108,14 @@ impl ImageFolder {
                     .into_owned(),
             );
         }
-        Ok(Self {
+        Self {
             root: root.to_path_buf(),
             items,
             classes,
             source: Source::Files,
-        })
+            channels: 3,
+        }
+        .with_sampled_channels()
     }
 
     fn from_archive(archive: &Path) -> Result<Self, DataError> {
@@ -191,12 +199,43 @@ impl ImageFolder {
                 blobs.push(bytes);
             }
         }
-        Ok(Self {
+        Self {
             root: archive.to_path_buf(),
             items,
             classes,
             source: Source::Archive(Arc::new(blobs)),
-        })
+            channels: 3,
+        }
+        .with_sampled_channels()
+    }
+
+    /// How many of the first images of each class are decoded to choose the channel count.
+    const CHANNEL_SAMPLES: usize = 32;
+
+    /// Chooses the channel count from the first image of each class (at most
+    /// [`Self::CHANNEL_SAMPLES`]): a folder of greyscale images (MNIST as PNGs) stays one channel;
+    /// in a folder with colour images, greyscale ones are given three equal channels, as
+    /// torchvision's `convert("RGB")` does (ImageNet has a few greyscale JPEGs), so that a batch
+    /// never mixes 1 and 3 channels.
+    fn with_sampled_channels(mut self) -> Result<Self, DataError> {
+        let mut firsts = Vec::new();
+        for (i, (_, label)) in self.items.iter().enumerate() {
+            if i == 0 || self.items[i - 1].1 != *label {
+                firsts.push(i);
+            }
+        }
+        firsts.truncate(Self::CHANNEL_SAMPLES);
+        let mut colour = false;
+        for i in firsts {
+            colour |= self.decode(i)?.channels == 3;
+        }
+        self.channels = if colour { 3 } else { 1 };
+        Ok(self)
+    }
+
+    /// Channels of every image this dataset gives (1 or 3).
+    pub fn channels(&self) -> usize {
+        self.channels
     }
 
     /// The folder or archive it was opened from.
@@ -209,22 +248,33 @@ impl ImageFolder {
         self.items.get(index).map(|(p, _)| p.as_path())
     }
 
-    /// Reads and decodes item `index`.
+    /// Reads and decodes item `index`, with the dataset's channel count.
     pub fn load(&self, index: usize) -> Result<ImageItem, DataError> {
-        let (path, label) = self.items.get(index).ok_or_else(|| {
-            DataError::Invalid(format!(
-                "index {index} out of range 0..{}",
-                self.items.len()
-            ))
-        })?;
-        let image = match &self.source {
-            Source::Files => {
-                let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-                Image::decode(&bytes, path)?
+        let image = self.decode(index)?;
+        let (path, label) = &self.items[index];
+        let image = match (image.channels, self.channels) {
+            (c, want) if c == want => image,
+            (1, 3) => {
+                let plane = image.height * image.width;
+                let mut data = Vec::with_capacity(3 * plane);
+                for _ in 0..3 {
+                    data.extend_from_slice(&image.data);
+                }
+                Image::from_vec(3, image.height, image.width, data).ok_or_else(|| {
+                    DataError::Invalid(format!("{}: channel expansion", path.display()))
+                })?
             }
-            Source::Archive(blobs) => {
-                let shown = self.root.join(path);
-                Image::decode(&blobs[index], &shown)?
+            _ => {
+                return Err(DataError::WrongImage {
+                    path: self.shown(path),
+                    found: image.shape_str(),
+                    expected: format!(
+                        "a greyscale image like the first image of each class in {} \
+                         (the folder is read as one channel); convert it to greyscale, or \
+                         make the folder's images colour",
+                        self.root.display()
+                    ),
+                });
             }
         };
         Ok(ImageItem {
@@ -232,16 +282,78 @@ impl ImageFolder {
             label: *label,
         })
     }
+
+    /// The path a user knows an item by (for an archive, the archive joined with the entry).
+    fn shown(&self, path: &Path) -> PathBuf {
+        match self.source {
+            Source::Files => path.to_path_buf(),
+            Source::Archive(_) => self.root.join(path),
+        }
+    }
+
+    /// Decodes item `index` as it is stored: one channel for greyscale, three otherwise.
+    fn decode(&self, index: usize) -> Result<Image, DataError> {
+        let (path, _) = self.items.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} out of range 0..{}",
+                self.items.len()
+            ))
+        })?;
+        match &self.source {
+            Source::Files => {
+                let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+                Image::decode(&bytes, path)
+            }
+            Source::Archive(blobs) => Image::decode(&blobs[index], &self.shown(path)),
+        }
+    }
 }
 
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+/// The real (canonical) directories a walk has read, with the path it first reached each by.
+struct Visited(std::collections::HashMap<PathBuf, PathBuf>);
+
+impl Visited {
+    fn new(root: &Path) -> Result<Self, DataError> {
+        let mut seen = Self(std::collections::HashMap::new());
+        seen.enter(root)?;
+        Ok(seen)
+    }
+
+    /// Records `dir`; an error if its real directory was read before under another path.
+    fn enter(&mut self, dir: &Path) -> Result<(), DataError> {
+        let real = std::fs::canonicalize(dir).map_err(|e| DataError::io(dir, e))?;
+        if let Some(first) = self.0.get(&real) {
+            return Err(DataError::BadFormat {
+                path: dir.to_path_buf(),
+                format: "an ImageFolder tree".into(),
+                detail: format!(
+                    "it is a link to {}, already read as {} (a loop or a duplicate would repeat its \
+                     images under another label); remove the link",
+                    real.display(),
+                    first.display()
+                ),
+            });
+        }
+        self.0.insert(real, dir.to_path_buf());
+        Ok(())
+    }
+}
+
+fn collect_images(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Visited) -> Result<(), DataError> {
+    seen.enter(dir)?;
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
-        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+        entries.push(entry.map_err(|e| DataError::io(dir, e))?.path());
+    }
+    // Sorted, so that which of two links to one folder is "first" does not depend on the
+    // file system's order.
+    entries.sort();
+    for path in entries {
         if is_hidden(&path) {
             continue;
         }
         if path.is_dir() {
-            collect_images(&path, out)?;
+            collect_images(&path, out, seen)?;
         } else if is_image(&path) {
             out.push(path);
         }

@@ -704,6 +704,30 @@ impl Stats {
             std: vec![0.229, 0.224, 0.225],
         }
     }
+
+    /// The same statistics for images of `channels` channels: a folder of greyscale images
+    /// normalised with RGB statistics gets their average (ImageNet's grey: 0.449 / 0.226); a
+    /// one-channel statistic is repeated for colour images.
+    pub fn for_channels(self, channels: usize) -> Self {
+        let n = self.mean.len();
+        if n == channels || n == 0 {
+            return self;
+        }
+        if channels == 1 {
+            let avg = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+            return Self {
+                mean: vec![avg(&self.mean)],
+                std: vec![avg(&self.std)],
+            };
+        }
+        if n == 1 {
+            return Self {
+                mean: vec![self.mean[0]; channels],
+                std: vec![self.std[0]; channels],
+            };
+        }
+        self
+    }
 }
 
 /// A named recipe: the training transforms and the evaluation transforms.

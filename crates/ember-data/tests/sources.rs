@@ -90,3 +90,114 @@ fn the_grid_is_reproducible_and_shows_the_originals_first() {
         assert_eq!(a.get_pixel(2 + 2 * x as u32, 2 + 2 * y as u32)[0], expected);
     }
 }
+
+/// A `.tar.gz` with entries written byte by byte: the `tar` crate's builder refuses the
+/// hostile names this test needs.
+fn raw_tar_gz(path: &Path, entries: &[(&str, tar::EntryType, &str, &[u8])]) {
+    let mut out = Vec::new();
+    for (name, kind, link, data) in entries {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &out).unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+}
+
+#[test]
+fn unpacking_is_atomic_and_refuses_entries_that_leave_the_folder() {
+    use ember_data::download::unpack;
+    use tar::EntryType::{Regular, Symlink};
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("data");
+    std::fs::create_dir(&target).unwrap();
+    let archive = dir.path().join("a.tar.gz");
+
+    raw_tar_gz(
+        &archive,
+        &[
+            ("set/a.bin", Regular, "", b"aaaa"),
+            ("set/sub/b.bin", Regular, "", b"bb"),
+        ],
+    );
+    unpack(&archive, &target).unwrap();
+    assert_eq!(std::fs::read(target.join("set/sub/b.bin")).unwrap(), b"bb");
+    let left: Vec<_> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["set"], "no staging folder left behind");
+
+    for (entries, says) in [
+        (
+            vec![
+                ("set/ok.bin", Regular, "", &b"x"[..]),
+                ("../evil.bin", Regular, "", &b"x"[..]),
+            ],
+            "'..'",
+        ),
+        (vec![("set/../../evil.bin", Regular, "", &b"x"[..])], "'..'"),
+        (vec![("/tmp/evil.bin", Regular, "", &b"x"[..])], "absolute"),
+        (
+            vec![("set/up", Symlink, "../../outside", &b""[..])],
+            "outside",
+        ),
+        (
+            vec![("set/abs", Symlink, "/etc/passwd", &b""[..])],
+            "outside",
+        ),
+    ] {
+        let fresh = dir.path().join("fresh");
+        let _ = std::fs::remove_dir_all(&fresh);
+        std::fs::create_dir(&fresh).unwrap();
+        raw_tar_gz(&archive, &entries);
+        let e = unpack(&archive, &fresh).unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains("a.tar.gz"), "{e}");
+        // Nothing half-unpacked under the final names, no staging folder.
+        assert_eq!(std::fs::read_dir(&fresh).unwrap().count(), 0, "{entries:?}");
+    }
+    assert!(!dir.path().join("evil.bin").exists());
+    // A link that stays inside is fine.
+    raw_tar_gz(
+        &archive,
+        &[
+            ("set2/a.bin", Regular, "", b"aaaa"),
+            ("set2/sub/link", Symlink, "../a.bin", b""),
+        ],
+    );
+    unpack(&archive, &target).unwrap();
+}
+
+#[test]
+fn a_file_put_there_by_hand_is_checked_against_the_published_checksum() {
+    use ember_data::download::{Remote, fetch, md5_file};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("set.tar.gz");
+    std::fs::write(&file, b"the first half of a download").unwrap();
+    let remote = |md5: String| Remote {
+        url: "https://example.invalid/set.tar.gz".into(),
+        file: "set.tar.gz".into(),
+        md5,
+    };
+    // md5("") is d41d8cd98f00b204e9800998ecf8427e; anything else fails the check, offline.
+    let e = fetch(
+        &remote("d41d8cd98f00b204e9800998ecf8427e".into()),
+        dir.path(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("set.tar.gz") && e.contains("delete it"), "{e}");
+    assert!(file.is_file(), "the user's file is not deleted");
+    let right = md5_file(&file).unwrap();
+    assert_eq!(right.len(), 32);
+    fetch(&remote(right), dir.path()).unwrap();
+}
