@@ -105,7 +105,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         if runs.is_empty() {
             bail!("no complete trial to ensemble");
         }
-        let ds = open_split(&runs[0], None, None, "val")?;
+        let (ds, _) = open_split(&runs[0], None, None, Some("val"))?;
         let report = run_ensemble(&runs, ds, Backend::Flex)?;
         print_report(&report, "validation split");
     }
@@ -122,9 +122,10 @@ pub struct EnsembleArgs {
     dataset: Option<DatasetSpec>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// val (the first run's validation images), test (default) or train.
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// val (the first run's validation images), test or train. Default: test, or val for
+    /// runs on a folder dataset (which has no test split).
+    #[arg(long)]
+    split: Option<String>,
     #[arg(long, default_value = "auto")]
     backend: Backend,
     /// One JSON document.
@@ -161,11 +162,11 @@ fn print_report(r: &EnsembleReport, split: &str) {
 
 pub fn ensemble_cmd(args: EnsembleArgs) -> Result<()> {
     let first: &Path = &args.runs[0];
-    let ds = open_split(
+    let (ds, split) = open_split(
         first,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
-        &args.split,
+        args.split.as_deref(),
     )?;
     let report = run_ensemble(&args.runs, ds, args.backend)?;
     if args.json {
@@ -179,7 +180,7 @@ pub fn ensemble_cmd(args: EnsembleArgs) -> Result<()> {
             })
         );
     } else {
-        print_report(&report, &format!("{} split", args.split));
+        print_report(&report, &format!("{split} split"));
     }
     Ok(())
 }

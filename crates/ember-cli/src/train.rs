@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_data::loader::{ImageLoader, LoaderConfig};
+use ember_data::split::ClassSubset;
 use ember_data::transform::Preset;
 use ember_data::{ClassificationDataset, DatasetSpec, Split};
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
@@ -460,10 +461,10 @@ pub struct EvalArgs {
     dataset: Option<DatasetSpec>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// test, train, or val (the run's own validation images). A folder dataset's test and
-    /// train are the whole folder.
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// test, train, or val (the run's own validation images). Default: test, or val for a
+    /// run on a folder dataset (which has no test split).
+    #[arg(long)]
+    split: Option<String>,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     #[arg(long, default_value = "auto")]
@@ -481,24 +482,16 @@ pub struct EvalArgs {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let device = args.backend.device()?;
     let trained = TrainedModel::load(&args.run, &device)?;
-    let ds = open_split(
+    let (ds, split) = open_split(
         &args.run,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
-        &args.split,
+        args.split.as_deref(),
     )?;
     let spec = args
         .dataset
         .as_ref()
         .map_or(trained.info.dataset.clone(), |s| s.to_string());
-    if ds.classes().len() != trained.info.classes.len() {
-        bail!(
-            "{} has {} classes but the run's model predicts {}",
-            spec,
-            ds.classes().len(),
-            trained.info.classes.len()
-        );
-    }
     let ds: Arc<dyn burn::data::dataset::Dataset<ember_data::ImageItem>> =
         Arc::new(trainer::AsItems(ds));
     let loader = ImageLoader::new(
@@ -517,10 +510,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     } else {
         print!(
             "{}",
-            report.to_text(&format!(
-                "{} on {spec} ({})",
-                trained.info.model, args.split
-            ))
+            report.to_text(&format!("{} on {spec} ({split})", trained.info.model))
         );
     }
     Ok(())
@@ -574,16 +564,23 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// The images of `split` for the run in `run`: `val` is the run's own validation split
-/// (re-made from its config: splits are seeded), `test` and `train` the dataset's splits
-/// (`dataset` or the run's).
+/// The images of `split` for the run in `run`, labelled as the run's model predicts: `val` is
+/// the run's own validation split (re-made from its config: splits are seeded), `test` and
+/// `train` the dataset's splits (`dataset` or the run's). Without `split`: `test` where the
+/// dataset has one, else (a folder, whose test and train would both be the whole folder,
+/// training images included) the run's held-out `val`. Classes are matched by name, so a run
+/// trained on some classes (`--classes 0-4`) is scored on those classes of the test split, and
+/// a dataset with the classes in another order is scored with the right labels. Returns the
+/// images and the split's name.
 pub(crate) fn open_split(
     run: &Path,
     dataset: Option<&DatasetSpec>,
     data_dir: Option<&Path>,
-    split: &str,
-) -> Result<Arc<dyn ClassificationDataset>> {
-    let mut config = TrainConfig::load(&RunDir::new(run).config())?;
+    split: Option<&str>,
+) -> Result<(Arc<dyn ClassificationDataset>, String)> {
+    let run_dir = RunDir::new(run);
+    let mut config = TrainConfig::load(&run_dir.config())?;
+    let info = run_dir.load_info()?;
     if let Some(dir) = data_dir {
         config.data_dir = Some(dir.to_path_buf());
     }
@@ -591,12 +588,21 @@ pub(crate) fn open_split(
         Some(s) => s.clone(),
         None => config.dataset.parse().map_err(anyhow::Error::msg)?,
     };
-    Ok(match split {
+    let own_folder = dataset.is_none() && matches!(spec, DatasetSpec::Folder(_));
+    let split = split.unwrap_or(if own_folder { "val" } else { "test" });
+    let dir = config.data_dir.as_deref();
+    let ds = match split {
         "val" if dataset.is_none() => {
             let data = trainer::load_data(&config)?;
             if data.valid.is_empty() {
-                println!("the run held out no validation images; using the test split");
-                spec.open(data_dir, Split::Test)?
+                if own_folder {
+                    bail!(
+                        "the run held out no validation images and its dataset {spec} is one folder \
+                         (no test split); evaluate on a separate folder with --dataset folder:DIR"
+                    );
+                }
+                eprintln!("the run held out no validation images; using the test split");
+                spec.open(dir, Split::Test)?
             } else {
                 data.valid
             }
@@ -604,8 +610,33 @@ pub(crate) fn open_split(
         "val" => {
             bail!("--split val means the run's validation images; with --dataset use test or train")
         }
-        "test" => spec.open(data_dir, Split::Test)?,
-        "train" => spec.open(data_dir, Split::Train)?,
+        "test" if own_folder => bail!(
+            "the run's dataset {spec} is one folder with no test split (its test and train would \
+             be the whole folder, training images included); use --split val for the images the \
+             run held out, or --dataset folder:DIR for a separate test folder"
+        ),
+        "test" => spec.open(dir, Split::Test)?,
+        "train" => spec.open(dir, Split::Train)?,
         other => bail!("unknown split `{other}`; expected val, test or train"),
-    })
+    };
+    let ds: Arc<dyn ClassificationDataset> = if ds.classes() == info.classes.as_slice() {
+        ds
+    } else {
+        let extra = ds
+            .classes()
+            .iter()
+            .filter(|c| !info.classes.contains(c))
+            .count();
+        let mapped = ClassSubset::by_name(ds, &info.classes)
+            .with_context(|| format!("matching the run's classes to {spec} ({split})"))?;
+        if extra > 0 {
+            // stderr: stdout may be `--json`.
+            eprintln!(
+                "scoring the run's {} classes only: {extra} other classes of {spec} left out",
+                info.classes.len()
+            );
+        }
+        Arc::new(mapped)
+    };
+    Ok((ds, split.to_string()))
 }

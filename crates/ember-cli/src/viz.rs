@@ -204,11 +204,11 @@ fn patches(args: PatchesArgs) -> Result<()> {
         Some(s) => s.clone(),
         None => trained.info.dataset.parse().map_err(anyhow::Error::msg)?,
     };
-    let ds = open_split(
+    let (ds, _) = open_split(
         &args.run,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
-        &args.split,
+        Some(&args.split),
     )?;
     let n = args.limit.unwrap_or(usize::MAX).min(ds.len());
     let ds: Arc<dyn burn::data::dataset::Dataset<ImageItem>> =

@@ -45,6 +45,27 @@ fn train_args(out: &Path, epochs: usize) -> Vec<String> {
     .collect()
 }
 
+/// The run's `report.json`, and `ember eval --json` of the run on the shipped MNIST subset.
+fn report_and_eval(out: &Path) -> (serde_json::Value, serde_json::Value) {
+    let report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let assert = ember()
+        .args([
+            "eval",
+            "--run",
+            out.to_str().unwrap(),
+            "--data-dir",
+            mnist().to_str().unwrap(),
+            "--json",
+        ])
+        .assert()
+        .success();
+    (
+        report,
+        serde_json::from_slice(&assert.get_output().stdout).unwrap(),
+    )
+}
+
 #[test]
 fn train_then_eval_then_predict() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,20 +83,7 @@ fn train_then_eval_then_predict() {
     assert!(stdout.contains("test accuracy"), "{stdout}");
 
     // eval --json agrees with the report written at the end of training.
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    let assert = ember()
-        .args([
-            "eval",
-            "--run",
-            out.to_str().unwrap(),
-            "--data-dir",
-            mnist().to_str().unwrap(),
-            "--json",
-        ])
-        .assert()
-        .success();
-    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let (report, json) = report_and_eval(&out);
     assert_eq!(json["n"], 1000);
     let acc = json["accuracy"].as_f64().unwrap();
     assert!(
@@ -349,4 +357,81 @@ fn bad_input_is_a_clear_error_before_training() {
         .failure();
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert!(stderr.contains("run directory"), "{stderr}");
+}
+
+#[test]
+fn eval_matches_classes_by_name_and_refuses_a_folder_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    // A run on digits 5-9 only, in that order: its label 0 is the digit 5.
+    let out = dir.path().join("five");
+    let mut args = train_args(&out, 1);
+    args.extend(["--classes", "5-9"].map(String::from));
+    ember().args(&args).assert().success();
+    let (report, json) = report_and_eval(&out);
+    // The test split's digits 5-9, scored with the run's labels: the same as the training report.
+    let test = ember_data::mnist::MnistDataset::load(
+        &mnist(),
+        ember_data::mnist::MnistVariant::Digits,
+        ember_data::Split::Test,
+    )
+    .unwrap();
+    use ember_data::ClassificationDataset;
+    let fives = (0..burn::data::dataset::Dataset::len(&test))
+        .filter(|&i| test.label(i).unwrap() >= 5)
+        .count();
+    assert_eq!(json["n"].as_u64().unwrap() as usize, fives);
+    let acc = json["accuracy"].as_f64().unwrap();
+    assert!(
+        (acc - report["accuracy"].as_f64().unwrap()).abs() < 1e-9,
+        "{json} vs {report}"
+    );
+    assert!(acc > 0.5, "labels mapped by name, not by position: {acc}");
+
+    // A run on a folder: `eval` defaults to its held-out images; `--split test` (which would be
+    // the whole folder, training images included) is refused with the way out.
+    let folder = dir.path().join("folder");
+    for (digit, colour) in [("a", 40u8), ("b", 220u8)] {
+        std::fs::create_dir_all(folder.join(digit)).unwrap();
+        for i in 0..20 {
+            image::GrayImage::from_pixel(28, 28, image::Luma([colour.wrapping_add(i)]))
+                .save(folder.join(digit).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let run = dir.path().join("folder-run");
+    ember()
+        .args([
+            "train",
+            "--model",
+            "lenet5_modern",
+            "--dataset",
+            &format!("folder:{}", folder.display()),
+            "--val-split",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--workers",
+            "1",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let assert = ember()
+        .args(["eval", "--run", run.to_str().unwrap(), "--json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(json["n"], 10, "the run's 25% validation split of 40 images");
+    let assert = ember()
+        .args(["eval", "--run", run.to_str().unwrap(), "--split", "test"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("no test split") && stderr.contains("--split val"),
+        "{stderr}"
+    );
 }

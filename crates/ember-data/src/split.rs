@@ -176,6 +176,29 @@ impl<D: ClassificationDataset + ?Sized> ClassSubset<D> {
             relabel,
         })
     }
+
+    /// The items of the classes named `names`, labelled by their place in `names`: how a
+    /// run's model (which predicts its own classes, in its own order) is scored on a dataset
+    /// whose classes are more, fewer or in another order. A name the dataset lacks is an error.
+    pub fn by_name(inner: Arc<D>, names: &[String]) -> Result<Self, DataError> {
+        let all = inner.classes();
+        let mut labels = Vec::with_capacity(names.len());
+        let mut missing = Vec::new();
+        for name in names {
+            match all.iter().position(|c| c == name) {
+                Some(i) => labels.push(i),
+                None => missing.push(name.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "the dataset has no class {} (its classes: {})",
+                missing.join(", "),
+                all.join(", ")
+            )));
+        }
+        Self::new(inner, &labels, None)
+    }
 }
 
 impl<D: ClassificationDataset + ?Sized> Dataset<ImageItem> for ClassSubset<D> {
