@@ -298,6 +298,11 @@ impl DataLoader<ImageBatch> for ImageLoader {
         })
     }
 
+    /// A part of every epoch's order, for one device of Burn's multi-device strategy, which
+    /// slices the loader once and then iterates every slice once per epoch. Each slice counts
+    /// its epochs itself, from the loader's epoch when sliced: with one shared counter, each
+    /// slice's `iter` would advance it, so the slices would cut different shuffles and some
+    /// images would be seen twice in an epoch and others not at all.
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ImageBatch>> {
         let begin = (self.range.0 + start).min(self.range.1);
         let end = (self.range.0 + end).min(self.range.1).max(begin);
@@ -306,7 +311,7 @@ impl DataLoader<ImageBatch> for ImageLoader {
             transforms: self.transforms.clone(),
             config: self.config.clone(),
             device: self.device.clone(),
-            epoch: self.epoch.clone(),
+            epoch: Arc::new(AtomicU64::new(self.epoch.load(Ordering::SeqCst))),
             range: (begin, end),
         })
     }

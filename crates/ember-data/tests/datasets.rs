@@ -242,10 +242,16 @@ fn image_folder_from_a_directory_and_from_a_tar_gz() {
     let grey = (0..ds.len())
         .find(|&i| ds.path(i).unwrap().ends_with("grey.jpg"))
         .unwrap();
-    assert_eq!(
-        ds.get(grey).unwrap().image.channels,
-        1,
-        "grey JPEGs stay one channel"
+    // In a colour folder a greyscale JPEG gets three equal channels (torchvision's
+    // `convert("RGB")`), so that it can share a batch with the others.
+    assert_eq!(ds.channels(), 3);
+    let g = ds.get(grey).unwrap().image;
+    assert_eq!(g.shape_str(), "3x6x8");
+    assert!((0..6).all(|y| (0..8).all(|x| g.at(0, y, x) == g.at(2, y, x))));
+    assert!(
+        (g.at(1, 0, 0) - 128.0 / 255.0).abs() < 0.02,
+        "{}",
+        g.at(1, 0, 0)
     );
 
     // the same tree as a .tar.gz
@@ -264,6 +270,50 @@ fn image_folder_from_a_directory_and_from_a_tar_gz() {
         assert_eq!(packed.get(i).unwrap(), ds.get(i).unwrap());
     }
     std::fs::remove_file(archive).unwrap();
+}
+
+#[test]
+fn image_folder_colour_modes_and_links() {
+    // All greyscale: one channel, as MNIST saved as PNGs should be.
+    let grey = tempfile::tempdir().unwrap();
+    for class in ["0", "1"] {
+        let d = grey.path().join(class);
+        std::fs::create_dir(&d).unwrap();
+        image::GrayImage::from_pixel(5, 4, image::Luma([9]))
+            .save(d.join("a.png"))
+            .unwrap();
+    }
+    let ds = ImageFolder::open(grey.path()).unwrap();
+    assert_eq!(
+        (ds.channels(), ds.get(1).unwrap().image.shape_str()),
+        (1, "1x4x5".into())
+    );
+    // A colour image in a greyscale folder is an error naming that file, not a batch that
+    // fails later with a shape mismatch.
+    write_png(&grey.path().join("1").join("b.png"), 5, 4, [1, 2, 3]);
+    let ds = ImageFolder::open(grey.path()).unwrap();
+    let e = ds.get(2).unwrap_err().to_string();
+    assert!(e.contains("b.png") && e.contains("greyscale"), "{e}");
+
+    // A link back to the root (a loop) would repeat every image under another label.
+    #[cfg(unix)]
+    {
+        let dir = folder_fixture();
+        std::os::unix::fs::symlink("..", dir.path().join("cat").join("up")).unwrap();
+        let e = ImageFolder::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("up") && e.contains("remove the link"), "{e}");
+        std::fs::remove_file(dir.path().join("cat").join("up")).unwrap();
+        // A link to a folder outside the tree is followed, as torchvision does.
+        let outside = tempfile::tempdir().unwrap();
+        write_png(&outside.path().join("x.png"), 8, 6, [0, 0, 255]);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("cat").join("more")).unwrap();
+        let ds = ImageFolder::open(dir.path()).unwrap();
+        assert_eq!(ds.len(), 8);
+        // Two links to one folder: the second would duplicate its images.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("ant").join("again")).unwrap();
+        let e = ImageFolder::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("again") && e.contains("already read"), "{e}");
+    }
 }
 
 #[test]
@@ -347,6 +397,57 @@ fn epoch_batches(loader: &ImageLoader) -> Vec<(Vec<f32>, Vec<i64>)> {
             )
         })
         .collect()
+}
+
+#[test]
+fn device_slices_cut_one_shuffle_so_each_image_is_seen_once_per_epoch() {
+    // Image i is the single value i, so a batch says which images it holds.
+    let items = (0..41)
+        .map(|i| ImageItem {
+            image: ember_data::Image::from_vec(1, 1, 1, vec![i as f32]).unwrap(),
+            label: 0,
+        })
+        .collect();
+    let config = LoaderConfig {
+        batch_size: 4,
+        shuffle: true,
+        seed: 3,
+        workers: 1,
+        drop_last: false,
+    };
+    let loader = ImageLoader::new(Arc::new(Toy(items)), vec![], config, Device::flex()).unwrap();
+    loader.set_epoch(5);
+    let loader: Arc<dyn DataLoader<ember_data::loader::ImageBatch>> = Arc::new(loader);
+    // As Burn's multi-device strategy does: slice once, then iterate every slice each epoch.
+    let devices = vec![Device::flex(); 2];
+    let slices = burn::data::dataloader::split::split_dataloader(loader, &devices);
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let mut order = Vec::new();
+        for slice in &slices {
+            for batch in slice.iter() {
+                let values = batch
+                    .unwrap()
+                    .images
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                order.extend(values.into_iter().map(|v| v as usize));
+            }
+        }
+        let mut seen = order.clone();
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..41).collect::<Vec<_>>(),
+            "each image once: {order:?}"
+        );
+        orders.push(order);
+    }
+    assert!(
+        orders[0] != orders[1] && orders[1] != orders[2],
+        "reshuffled each epoch"
+    );
 }
 
 #[test]

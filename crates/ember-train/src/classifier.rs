@@ -44,6 +44,9 @@ pub struct Classifier<N: Network> {
     /// Label smoothing of the training loss (`eps`; validation uses plain cross-entropy).
     #[module(skip)]
     pub label_smoothing: Option<f32>,
+    /// Factor on the loss that backward starts from (the reported loss is not scaled).
+    #[module(skip)]
+    pub grad_scale: f32,
 }
 
 impl<N: Network> Classifier<N> {
@@ -53,6 +56,24 @@ impl<N: Network> Classifier<N> {
             net,
             diagnostics: None,
             label_smoothing: None,
+            grad_scale: 1.0,
+        }
+    }
+
+    /// Scales the gradients of every step by `scale`. With `N` devices Burn sums the devices'
+    /// gradients (each the gradient of its batch's mean loss); `1/N` makes that their mean, as
+    /// PyTorch's DistributedDataParallel does: the step of one device with an `N` times larger
+    /// batch, so a learning rate means the same on any number of devices.
+    pub fn with_grad_scale(mut self, scale: f32) -> Self {
+        self.grad_scale = scale;
+        self
+    }
+
+    fn backward(&self, loss: Tensor<1>) -> burn::tensor::Gradients {
+        if self.grad_scale == 1.0 {
+            loss.backward()
+        } else {
+            (loss * self.grad_scale).backward()
         }
     }
 
@@ -114,7 +135,7 @@ impl<N: Network> TrainStep for Classifier<N> {
             let mut taps = Taps::all();
             let logits = self.net.forward_tapped(batch.images, &mut taps);
             let (loss, item) = Self::output(logits, batch.targets, self.label_smoothing);
-            let grads = loss.backward();
+            let grads = self.backward(loss);
             // Diagnostics must never stop training: a failed read-back only loses the sample.
             if let (Ok(g), Ok(a)) = (
                 gradient_norms(&self.net, &grads),
@@ -126,7 +147,8 @@ impl<N: Network> TrainStep for Classifier<N> {
         }
         let logits = self.net.forward(batch.images);
         let (loss, item) = Self::output(logits, batch.targets, self.label_smoothing);
-        TrainOutput::new(self, loss.backward(), item)
+        let grads = self.backward(loss);
+        TrainOutput::new(self, grads, item)
     }
 }
 

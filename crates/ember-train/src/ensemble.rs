@@ -82,9 +82,8 @@ pub fn ensemble(
             "an ensemble needs at least one run".into(),
         ));
     }
-    let mut members = Vec::new();
-    let mut sum: Vec<Vec<f32>> = Vec::new();
-    let mut labels = Vec::new();
+    let mut outputs = Vec::new();
+    let mut labels: Option<Vec<usize>> = None;
     let mut classes: Option<Vec<String>> = None;
     for dir in runs {
         let member = TrainedModel::load(dir, device)?;
@@ -102,25 +101,76 @@ pub fn ensemble(
             _ => classes = Some(member.info.classes.clone()),
         }
         let (p, l) = probabilities(&member, dataset.clone(), device)?;
-        let correct = p.iter().zip(&l).filter(|(p, l)| argmax(p) == **l).count();
-        members.push((dir.clone(), correct as f64 / l.len().max(1) as f64));
-        if sum.is_empty() {
-            sum = p;
-            labels = l;
-        } else {
-            for (s, q) in sum.iter_mut().zip(&p) {
-                s.iter_mut().zip(q).for_each(|(a, b)| *a += b);
-            }
-        }
+        labels.get_or_insert(l);
+        outputs.push(p);
     }
-    let correct = sum
-        .iter()
-        .zip(&labels)
-        .filter(|(p, l)| argmax(p) == **l)
-        .count();
+    let labels = labels.unwrap_or_default();
+    let (accuracies, _, ensemble) = combine(&outputs, &labels);
     Ok(EnsembleReport {
         n: labels.len(),
-        members,
-        ensemble: correct as f64 / labels.len().max(1) as f64,
+        members: runs.iter().cloned().zip(accuracies).collect(),
+        ensemble,
     })
+}
+
+/// The ensemble's arithmetic: each member's accuracy, the averaged probabilities
+/// `p(y|x) = (1/M) sum_m p_m(y|x)` (`[n][classes]`), and their accuracy. `members[m][i]` is
+/// member `m`'s probabilities for image `i`. Averaging probabilities, not logits: a member
+/// that is sure counts for more than one that hesitates, whatever the logits' scale.
+pub fn combine(members: &[Vec<Vec<f32>>], labels: &[usize]) -> (Vec<f64>, Vec<Vec<f32>>, f64) {
+    let accuracy = |p: &[Vec<f32>]| {
+        let correct = p
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| argmax(p) == **l)
+            .count();
+        correct as f64 / labels.len().max(1) as f64
+    };
+    let accuracies = members.iter().map(|p| accuracy(p)).collect();
+    let m = members.len().max(1) as f32;
+    let mut mean: Vec<Vec<f32>> = members.first().cloned().unwrap_or_default();
+    for other in members.iter().skip(1) {
+        for (s, q) in mean.iter_mut().zip(other) {
+            s.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+        }
+    }
+    mean.iter_mut().flatten().for_each(|v| *v /= m);
+    let ensemble = accuracy(&mean);
+    (accuracies, mean, ensemble)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::combine;
+
+    #[test]
+    fn averages_probabilities_of_two_known_members() {
+        // Image 0 (label 0): A is sure of 0, B leans to 1; the average is 0 (0.55 vs 0.45).
+        // Image 1 (label 2): A says 1, B says 2 more surely; the average is 2.
+        // Image 2 (label 1): both wrong.
+        let a = vec![
+            vec![0.9, 0.1, 0.0],
+            vec![0.2, 0.5, 0.3],
+            vec![0.6, 0.3, 0.1],
+        ];
+        let b = vec![
+            vec![0.2, 0.8, 0.0],
+            vec![0.1, 0.2, 0.7],
+            vec![0.1, 0.2, 0.7],
+        ];
+        let (acc, mean, ensemble) = combine(&[a, b], &[0, 2, 1]);
+        assert_eq!(acc, [1.0 / 3.0, 1.0 / 3.0]);
+        let want = [[0.55, 0.45, 0.0], [0.15, 0.35, 0.5], [0.35, 0.25, 0.4]];
+        for (row, w) in mean.iter().zip(want) {
+            for (x, y) in row.iter().zip(w) {
+                assert!((x - y).abs() < 1e-6, "{mean:?}");
+            }
+        }
+        assert!((ensemble - 2.0 / 3.0).abs() < 1e-12, "{ensemble}");
+        // Every averaged row is still a distribution.
+        assert!(
+            mean.iter()
+                .all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-6)
+        );
+    }
 }

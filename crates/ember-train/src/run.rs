@@ -192,9 +192,16 @@ impl RunDir {
 
     /// The last epoch whose model, optimizer and scheduler checkpoints are all on disk.
     pub fn latest_checkpoint(&self) -> Option<usize> {
-        let entries = std::fs::read_dir(self.checkpoints()).ok()?;
+        self.complete_checkpoints().first().copied()
+    }
+
+    /// Epochs whose model, optimizer and scheduler checkpoints are all on disk, newest first.
+    pub fn complete_checkpoints(&self) -> Vec<usize> {
         let dir = self.checkpoints();
-        entries
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut epochs: Vec<usize> = entries
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
                 name.strip_prefix("model-")?
@@ -207,7 +214,43 @@ impl RunDir {
                     .iter()
                     .all(|k| dir.join(format!("{k}-{n}.bpk")).is_file())
             })
-            .max()
+            .collect();
+        epochs.sort_unstable_by(|a, b| b.cmp(a));
+        epochs
+    }
+
+    /// Reads the three files of checkpoint `epoch` back as Burn records. Burn's Learner
+    /// `expect`s on these reads when it resumes, so a damaged file must be caught here first.
+    pub fn check_checkpoint(&self, epoch: usize) -> std::result::Result<(), String> {
+        fn read<R: Checkpoint>(
+            dir: &Path,
+            kind: &str,
+            epoch: usize,
+        ) -> std::result::Result<(), String> {
+            Checkpointer::<R>::restore(&AtomicCheckpointer::new(dir, kind), epoch)
+                .map(drop)
+                .map_err(|e: CheckpointerError| {
+                    format!("{}: {e}", dir.join(format!("{kind}-{epoch}.bpk")).display())
+                })
+        }
+        let dir = self.checkpoints();
+        read::<burn::store::ModuleRecord>(&dir, "model", epoch)?;
+        read::<burn::optim::OptimizerRecord>(&dir, "optim", epoch)?;
+        read::<burn::optim::lr_scheduler::LrSchedulerRecord>(&dir, "scheduler", epoch)
+    }
+
+    /// The newest checkpoint whose three files all read back, with the newer ones that did not
+    /// (epoch, what was wrong): a resume falls back to an older complete checkpoint rather than
+    /// crash on a damaged one.
+    pub fn resumable_checkpoint(&self) -> (Option<usize>, Vec<(usize, String)>) {
+        let mut damaged = Vec::new();
+        for epoch in self.complete_checkpoints() {
+            match self.check_checkpoint(epoch) {
+                Ok(()) => return (Some(epoch), damaged),
+                Err(e) => damaged.push((epoch, e)),
+            }
+        }
+        (None, damaged)
     }
 }
 

@@ -108,7 +108,7 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
     let img = &first.image;
     let [h, w] = config.resize.unwrap_or([img.height, img.width]);
     let input = [img.channels, h, w];
-    let stats = spec.stats();
+    let stats = spec.stats().for_channels(img.channels);
     let eval_preset = if config.augment == Preset::Imagenet {
         Preset::Imagenet
     } else {
@@ -364,10 +364,32 @@ pub fn train_network_tuned<N: Network>(
     let devices = devices(config.backend, config.devices)?;
     let device = devices[0].clone();
     let start_epoch = if resume {
-        let e = run.latest_checkpoint().ok_or_else(|| {
-            TrainError::file(run.checkpoints(), "no complete checkpoint to resume from (model-N, optim-N and scheduler-N .bpk); start a new run instead")
+        let (newest, damaged) = run.resumable_checkpoint();
+        for (epoch, why) in &damaged {
+            eprintln!(
+                "warning: checkpoint of epoch {epoch} is damaged, not resuming from it ({why})"
+            );
+        }
+        let e = newest.ok_or_else(|| {
+            let why = if damaged.is_empty() {
+                "no complete checkpoint to resume from (model-N, optim-N and scheduler-N .bpk); start a new run instead".to_string()
+            } else {
+                format!(
+                    "no readable checkpoint to resume from ({}); start a new run instead",
+                    damaged.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join("; ")
+                )
+            };
+            TrainError::file(run.checkpoints(), why)
         })?;
-        if e >= config.epochs {
+        if let Some((newer, _)) = damaged.first() {
+            eprintln!(
+                "warning: resuming from epoch {e} instead of {newer}; epochs after {e} are trained again"
+            );
+        }
+        // A run killed after its last checkpoint but before its final weights and report
+        // were written is finished by a resume (no epoch trains); a finished one is not.
+        let finished = run.final_weights().is_file() && run.root.join("report.json").is_file();
+        if e >= config.epochs && finished {
             return Err(TrainError::Config(format!(
                 "the run already finished its {} epochs (checkpoint of epoch {e}); raise --epochs to train further",
                 config.epochs
@@ -438,9 +460,11 @@ pub fn train_network_tuned<N: Network>(
         // does not replay the first epoch's masks.
         device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
         let (net, frozen_values) = crate::finetune::freeze_prefixes(build(&ad)?, &frozen);
-        let mut model = Classifier::new(net).with_label_smoothing(
-            (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32),
-        );
+        let mut model = Classifier::new(net)
+            .with_label_smoothing(
+                (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32),
+            )
+            .with_grad_scale(1.0 / devices.len() as f32);
         if start_epoch > 0 {
             // The Learner loads this checkpoint too; loading it here first gives the model the
             // checkpoint's parameter ids, which the learning-rate groups below refer to.
@@ -483,8 +507,18 @@ pub fn train_network_tuned<N: Network>(
         }
         start_epoch = end;
     }
-    let Some(final_net) = last else {
-        return Err(TrainError::Config("nothing to train".into()));
+    let final_net = match last {
+        Some(net) => net,
+        // Every epoch was trained before a kill: finish from the last checkpoint.
+        None if start_epoch > 0 => {
+            println!("all {start_epoch} epochs trained; writing the final weights and report");
+            load_weights(
+                Classifier::new(build(&ad)?),
+                &run.model_checkpoint(start_epoch),
+            )?
+            .net
+        }
+        None => return Err(TrainError::Config("nothing to train".into())),
     };
     let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
     save_weights(&final_net, &run.final_weights())?;
@@ -609,7 +643,11 @@ fn launch<N: Network>(
     let train_loader = loader(data.train.clone(), data.train_transforms.clone(), true)?;
     train_loader.set_epoch(start_epoch as u64);
     let valid_loader = loader(data.valid.clone(), data.eval_transforms.clone(), false)?;
-    let steps_per_epoch = train_loader.num_batches();
+    // Optimizer (and schedule) steps per epoch. With N devices Burn's multi-device strategy
+    // cuts each epoch into N slices (the last takes the remainder) and makes one step per
+    // round of N batches, one from each slice: as many steps as the largest slice has batches.
+    let steps_per_epoch =
+        optimizer_steps_per_epoch(data.train.len(), config.batch_size, devices.len());
     // Four measured steps per epoch: enough for a mean; each costs about a tenth of a second
     // for LeNet on 2 cores (full MNIST, dev build: 14.4 s per epoch with 8 samples, 13.6 s without).
     let diagnostics = config
@@ -770,4 +808,13 @@ impl Dataset<ImageItem> for AsItems {
     fn len(&self) -> usize {
         self.0.len()
     }
+}
+
+/// Optimizer steps in one epoch of `items` images, batches of `batch_size` on each of
+/// `devices` devices (Burn's `split_dataloader`: `items / devices` each, the last device the
+/// remainder; one step per round of one batch from each device).
+pub fn optimizer_steps_per_epoch(items: usize, batch_size: usize, devices: usize) -> usize {
+    let devices = devices.max(1);
+    let largest = items - (items / devices) * (devices - 1);
+    largest.div_ceil(batch_size.max(1))
 }

@@ -147,6 +147,52 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     assert_eq!(grads3[..10], grads[..], "earlier epochs' diagnostics kept");
     assert_eq!(rows3[..2], rows[..], "earlier epochs kept as they were");
     assert_eq!(resumed.records.len(), 3);
+
+    // A damaged optimizer checkpoint (Burn's Learner would panic reading it) is skipped: the
+    // resume falls back to the newest checkpoint that reads back whole, and trains on from there.
+    let ckpt = out.join("checkpoint");
+    assert!(ckpt.join("model-2.bpk").is_file() && ckpt.join("model-3.bpk").is_file());
+    std::fs::write(ckpt.join("optim-3.bpk"), b"not a burnpack").unwrap();
+    let run = ember_train::run::RunDir::new(&out);
+    let (newest, damaged) = run.resumable_checkpoint();
+    assert_eq!(newest, Some(2));
+    assert_eq!(damaged.len(), 1);
+    assert!(damaged[0].1.contains("optim-3.bpk"), "{damaged:?}");
+    let four = TrainConfig {
+        epochs: 4,
+        ..longer.clone()
+    };
+    trainer::train(&four, true).unwrap();
+    let rows4 = read_metrics(&out.join("metrics.csv")).unwrap();
+    assert_eq!(
+        rows4.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(rows4[..2], rows[..], "epochs before the fallback kept");
+
+    // Killed after the last epoch's checkpoint but before the report: a resume finishes it
+    // without training again; a finished run is not resumed.
+    std::fs::remove_file(out.join("report.json")).unwrap();
+    let finished = trainer::train(&four, true).unwrap();
+    assert!(out.join("report.json").is_file());
+    assert_eq!(read_metrics(&out.join("metrics.csv")).unwrap(), rows4);
+    assert_eq!(finished.records, rows4);
+    let err = trainer::train(&four, true).unwrap_err().to_string();
+    assert!(err.contains("already finished"), "{err}");
+
+    // When no checkpoint reads back, the resume is a typed error naming the files, not a panic.
+    for e in run.complete_checkpoints() {
+        std::fs::write(ckpt.join(format!("scheduler-{e}.bpk")), b"").unwrap();
+    }
+    let five = TrainConfig {
+        epochs: 5,
+        ..longer
+    };
+    let err = trainer::train(&five, true).unwrap_err().to_string();
+    assert!(
+        err.contains("no readable checkpoint") && err.contains("scheduler-4.bpk"),
+        "{err}"
+    );
 }
 
 #[test]
