@@ -192,6 +192,44 @@ fn a_bad_space_is_refused_with_the_reason() {
     assert!(e.contains("lion"), "{e}");
     let e = err(&format!("{base}[space.lr]\ntype = \"uniform\"\n"));
     assert!(e.contains("float, int or choice"), "{e}");
+    // Sizes from the file are bounded before anything is allocated.
+    let e = err(&format!(
+        "{base}[space.lr]\ntype = \"float\"\nlow = 0.1\nhigh = 1\nsteps = 1000000000000\n"
+    ));
+    assert!(e.contains("steps must be an integer from 1 to 1000"), "{e}");
+    let e = err(&format!(
+        "{base}[space.lr]\ntype = \"float\"\nlow = 0.1\nhigh = 1\nsteps = -3\n"
+    ));
+    assert!(e.contains("steps"), "{e}");
+    let e = err(&format!(
+        "{base}[space.epochs]\ntype = \"int\"\nlow = -9223372036854775807\nhigh = 9223372036854775807\n"
+    ));
+    assert!(e.contains("2^53"), "{e}");
+    // A grid of 1000^6 = 10^18 points: parsed and sampled without making the grid.
+    let mut big = base.to_string();
+    for k in [
+        "lr",
+        "momentum",
+        "weight_decay",
+        "label_smoothing",
+        "grad_clip",
+        "val_split",
+    ] {
+        big.push_str(&format!(
+            "[space.{k}]\ntype = \"float\"\nlow = 0.01\nhigh = 0.02\nsteps = 1000\n"
+        ));
+    }
+    let space = Space::parse(&big, p).unwrap();
+    assert_eq!(space.grid_len(), 1_000_000_000_000_000_000);
+    let last = space.grid_point(space.grid_len() - 1).unwrap();
+    assert!(
+        last.iter()
+            .all(|(_, v)| (v.as_float().unwrap() - 0.02).abs() < 1e-12),
+        "{last:?}"
+    );
+    assert!(suggest(Strategy::Grid, &space, 5, 0, &[]).is_some());
+    assert!(space.grid_point(space.grid_len()).is_none());
+
     // The model's own knobs go through model_options.
     let ok = Space::parse(
         &format!("{base}[space.\"model_options.batch_norm\"]\ntype = \"choice\"\nvalues = [true, false]\n"),
@@ -265,6 +303,43 @@ fn a_search_writes_its_results_and_resumes_where_it_stopped() {
     let resumed = search(&space, &text, &options(4), &out).unwrap();
     assert_eq!(resumed.trials[3].state, TrialState::Complete);
     assert_eq!(resumed.trials[3].values, more.trials[3].values);
+
+    // A trial the process died in again and again (an abort, the OOM killer) is recorded as
+    // failed, with why, instead of being restarted by every resume; results are still written.
+    let mut trials = resumed.trials.clone();
+    trials[3].state = TrialState::Running;
+    trials[3].starts = ember_train::search::MAX_TRIAL_STARTS;
+    std::fs::write(
+        out.join("trials.json"),
+        serde_json::to_string(&trials).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(out.join("results.csv")).unwrap();
+    let gave_up = search(&space, &text, &options(4), &out).unwrap();
+    assert_eq!(gave_up.trials[3].state, TrialState::Failed);
+    assert!(
+        gave_up.trials[3].error.as_deref().unwrap().contains("died"),
+        "{:?}",
+        gave_up.trials[3]
+    );
+    assert!(out.join("results.csv").is_file());
+    assert_eq!(gave_up.trials[..3], resumed.trials[..3]);
+
+    // One search per directory: a live holder of search.lock (this process) refuses a second;
+    // a lock left by a process that is gone is taken over, and released at the end.
+    let lock = out.join("search.lock");
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let err = search(&space, &text, &options(4), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another search") && err.contains("search.lock"),
+        "{err}"
+    );
+    std::fs::write(&lock, "4000000000\n").unwrap();
+    search(&space, &text, &options(4), &out).unwrap();
+    assert!(!lock.exists(), "the lock is released");
+    assert!(load_trials(&out).is_ok(), "trials.json stays valid");
 
     // Another space in the same directory is refused.
     let other = text.replace("high = 0.1", "high = 0.2");

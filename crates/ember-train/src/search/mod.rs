@@ -76,6 +76,83 @@ pub struct Trial {
     pub seconds: f64,
     /// Why it failed.
     pub error: Option<String>,
+    /// How many times a search process started it (a resume restarts a trial left running).
+    #[serde(default)]
+    pub starts: u32,
+}
+
+/// A trial left running this many times (the process died during it each time: killed, out
+/// of memory, aborted) is recorded as failed instead of being started again forever.
+pub const MAX_TRIAL_STARTS: u32 = 3;
+
+/// `search.lock`: one search process per directory. Two at once would each rewrite
+/// `trials.json` from their own view and train the same trial directories.
+struct SearchLock(PathBuf);
+
+impl SearchLock {
+    fn take(dir: &Path) -> Result<Self> {
+        let path = dir.join("search.lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(Self(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    match holder {
+                        // A lock left by a process that is gone (killed): take it over.
+                        Some(pid) if !process_alive(pid) => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        _ => {
+                            return Err(TrainError::file(
+                                &path,
+                                format!(
+                                    "another search ({}) is running in this directory; wait for it to end, \
+                                     or delete this file if no search is running",
+                                    holder.map_or("process unknown".into(), |p| format!("pid {p}"))
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(TrainError::file(
+                        &path,
+                        format!("cannot create the lock: {e}"),
+                    ));
+                }
+            }
+        }
+        Err(TrainError::file(
+            &path,
+            "cannot take the search lock; delete this file and retry",
+        ))
+    }
+}
+
+impl Drop for SearchLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether process `pid` exists. Where `/proc` is not available, every holder is taken to be
+/// alive (the user is asked to delete a stale lock rather than risk two searches at once).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
 /// The state on disk.
@@ -155,7 +232,10 @@ pub fn search(
             "--trials and --parallel must be at least 1".into(),
         ));
     }
-    let probe = space.config(&space.grid()[0])?;
+    let first = space
+        .grid_point(0)
+        .ok_or_else(|| TrainError::Config("the search space has no point".into()))?;
+    let probe = space.config(&first)?;
     if probe.val_split <= 0.0 {
         return Err(TrainError::Config(
             "the objective is a validation metric: set val_split (e.g. 0.1) in [base]".into(),
@@ -163,6 +243,7 @@ pub fn search(
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| TrainError::file(dir, format!("cannot create the search directory: {e}")))?;
+    let _lock = SearchLock::take(dir)?;
     let file = SearchFile {
         options: options.clone(),
         space: space_text.to_string(),
@@ -264,6 +345,25 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
             if s.failure.is_some() {
                 return;
             }
+            let mine = s.mine.clone();
+            // Trials left running by a killed search: restarted, unless they died too often.
+            for t in s.trials.iter_mut() {
+                if t.state == TrialState::Running
+                    && !mine.contains(&t.id)
+                    && t.starts >= MAX_TRIAL_STARTS
+                {
+                    t.state = TrialState::Failed;
+                    t.error = Some(format!(
+                        "the search process died during this trial {} times (killed, out of memory or aborted); not started again",
+                        t.starts
+                    ));
+                    println!(
+                        "trial {} failed: {}",
+                        t.id,
+                        t.error.as_deref().unwrap_or("")
+                    );
+                }
+            }
             let leftover = s
                 .trials
                 .iter()
@@ -296,6 +396,7 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
                             best_epoch: None,
                             seconds: 0.0,
                             error: None,
+                            starts: 0,
                         });
                         (id, params)
                     })
@@ -304,6 +405,9 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
             };
             if let Some((id, _)) = &job {
                 s.mine.push(*id);
+                if let Some(t) = s.trials.iter_mut().find(|t| t.id == *id) {
+                    t.starts += 1;
+                }
                 if let Err(e) = save_trials(dir, &s.trials) {
                     s.failure = Some(e);
                     return;
@@ -315,7 +419,21 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
             return;
         };
         println!("trial {id}: {}", describe(&params));
-        let result = run_trial(space, options, dir, shared, id, &params);
+        // A panic in a trial is a bug, but it must not take the other trials down with it:
+        // the trial is recorded as failed with the message, and the search goes on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_trial(space, options, dir, shared, id, &params)
+        }))
+        .unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            Err(TrainError::Training(format!(
+                "the trial panicked (a bug, please report it): {message}"
+            )))
+        });
         let mut s = lock(shared);
         if let Err(e) = result {
             // Files we cannot write are fatal to the search; a trial that cannot train is not.

@@ -85,7 +85,7 @@ pub fn suggest(
 ) -> Option<Assignment> {
     let mut rng = rng_for(seed, trial);
     match strategy {
-        Strategy::Grid => space.grid().into_iter().nth(trial),
+        Strategy::Grid => space.grid_point(trial),
         Strategy::Random => Some(
             space
                 .knobs

@@ -34,6 +34,12 @@ use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use std::path::Path;
 
+/// The most grid values a float or int knob may ask for (`steps`).
+pub const MAX_STEPS: usize = 1000;
+
+/// The largest magnitude of an int knob's bounds: 2^53, the last integer a float holds exactly.
+const MAX_INT: f64 = 9_007_199_254_740_992.0;
+
 /// The values one knob may take.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Domain {
@@ -185,8 +191,8 @@ impl Domain {
                 log,
                 steps,
             } => {
-                let count = (high - low + 1) as usize;
-                if count <= *steps {
+                let count = (high - low) as u64 + 1;
+                if count <= *steps as u64 {
                     return (*low..=*high).map(toml::Value::Integer).collect();
                 }
                 let (lo, hi) = if *log {
@@ -213,10 +219,20 @@ impl Domain {
             )
         })?;
         let log = t.get("log").and_then(|v| v.as_bool()).unwrap_or(false);
-        let steps = t
-            .get("steps")
-            .and_then(|v| v.as_integer())
-            .map_or(3, |s| s.max(1) as usize);
+        let steps = match t.get("steps") {
+            None => 3,
+            Some(v) => match v.as_integer() {
+                Some(n) if (1..=MAX_STEPS as i64).contains(&n) => n as usize,
+                _ => {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "[space.{name}]: steps must be an integer from 1 to {MAX_STEPS}, got {v}"
+                        ),
+                    ));
+                }
+            },
+        };
         let known: &[&str] = match kind {
             "float" | "int" => &["type", "low", "high", "log", "steps"],
             "choice" => &["type", "values"],
@@ -275,6 +291,14 @@ impl Domain {
                     return Err(bad(
                         path,
                         format!("[space.{name}]: an int knob needs integer bounds"),
+                    ));
+                }
+                // Beyond 2^53 a float no longer holds every integer (and `high - low + 1`
+                // would overflow near i64's ends): no training option is that large.
+                if low.abs() > MAX_INT || high.abs() > MAX_INT {
+                    return Err(bad(
+                        path,
+                        format!("[space.{name}]: int bounds must lie within +-2^53"),
                     ));
                 }
                 Domain::Int {
@@ -378,13 +402,14 @@ impl Space {
         }
         let space = Space { base, knobs };
         // Every value of every knob must make a config `ember train` accepts.
+        let firsts: Assignment = space
+            .knobs
+            .iter()
+            .map(|k| (k.name.clone(), k.domain.grid()[0].clone()))
+            .collect();
         for knob in &space.knobs {
             for v in knob.domain.grid() {
-                let mut a: Assignment = space
-                    .knobs
-                    .iter()
-                    .map(|k| (k.name.clone(), k.domain.grid()[0].clone()))
-                    .collect();
+                let mut a = firsts.clone();
                 if let Some(slot) = a.iter_mut().find(|(n, _)| *n == knob.name) {
                     slot.1 = v;
                 }
@@ -409,23 +434,36 @@ impl Space {
         Ok(config)
     }
 
-    /// Every combination of the knobs' grid values, the first knob varying slowest.
+    /// Every combination of the knobs' grid values, the first knob varying slowest. Only for
+    /// small spaces: the grid has [`Space::grid_len`] points (`steps^knobs`).
     pub fn grid(&self) -> Vec<Assignment> {
-        let mut out: Vec<Assignment> = vec![Vec::new()];
-        for knob in &self.knobs {
-            let values = knob.domain.grid();
-            out = out
-                .into_iter()
-                .flat_map(|a| {
-                    values.iter().map(move |v| {
-                        let mut a = a.clone();
-                        a.push((knob.name.clone(), v.clone()));
-                        a
-                    })
-                })
-                .collect();
+        (0..self.grid_len())
+            .map_while(|i| self.grid_point(i))
+            .collect()
+    }
+
+    /// Points of the grid: the product of the knobs' value counts (saturating).
+    pub fn grid_len(&self) -> usize {
+        self.knobs
+            .iter()
+            .fold(1usize, |n, k| n.saturating_mul(k.domain.grid().len()))
+    }
+
+    /// Point `index` of the grid (the first knob varying slowest), computed without making the
+    /// grid: ten knobs of a thousand steps are 10^30 points, while a search tries a few dozen.
+    pub fn grid_point(&self, index: usize) -> Option<Assignment> {
+        if index >= self.grid_len() {
+            return None;
         }
-        out
+        let mut rest = index;
+        let mut point: Vec<(String, toml::Value)> = Vec::with_capacity(self.knobs.len());
+        for knob in self.knobs.iter().rev() {
+            let values = knob.domain.grid();
+            point.push((knob.name.clone(), values[rest % values.len()].clone()));
+            rest /= values.len();
+        }
+        point.reverse();
+        Some(point)
     }
 }
 
