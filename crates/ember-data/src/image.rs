@@ -3,6 +3,12 @@
 use crate::DataError;
 use std::path::Path;
 
+/// The longest side of an image Ember decodes (pixels): larger than any photo a CNN trains on.
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+
+/// The most bytes the decoder may allocate for one image (128 MiB: a 6,500 x 6,500 RGB photo).
+pub const MAX_DECODE_BYTES: u64 = 128 << 20;
+
 /// An image as `C x H x W` float planes, values in [0, 1] until normalised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -70,11 +76,23 @@ impl Image {
     }
 
     /// Decodes a JPEG or PNG: grey images stay one channel, everything else becomes RGB.
+    /// The size a file claims is checked before the decoder allocates for it (at most
+    /// [`MAX_IMAGE_SIDE`] pixels a side and [`MAX_DECODE_BYTES`] decoded): a 100-byte PNG
+    /// can claim a 16k x 16k image, 3 GB once Ember holds it as f32.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self, DataError> {
-        let decoded = image::load_from_memory(bytes).map_err(|e| DataError::NotAnImage {
+        let bad = |reason: String| DataError::NotAnImage {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| bad(e.to_string()))?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_IMAGE_SIDE);
+        limits.max_image_height = Some(MAX_IMAGE_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        reader.limits(limits);
+        let decoded = reader.decode().map_err(|e| bad(e.to_string()))?;
         let (w, h) = (decoded.width() as usize, decoded.height() as usize);
         Ok(match decoded.color().channel_count() {
             1 | 2 => Self::from_interleaved_u8(1, h, w, decoded.to_luma8().as_raw()),

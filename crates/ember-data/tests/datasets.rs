@@ -641,3 +641,54 @@ fn claimed_sizes_are_checked_before_allocation() {
     let e = ember_data::idx::parse_idx(&inflated, Path::new("bomb.gz")).unwrap_err();
     assert!(e.to_string().contains("trailing"), "{e}");
 }
+
+/// CRC-32 (IEEE), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn an_image_claiming_a_huge_size_is_refused_before_decoding() {
+    // A valid 4x3 PNG whose header is rewritten to claim 10,000 x 10,000 (300 MB of RGB,
+    // 1.2 GB as f32; under the image crate's own 512 MiB default), with the header's checksum
+    // fixed so that only the size is wrong: refused by its size, not found truncated after
+    // the buffer for it was allocated.
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(4, 3, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert_eq!(&png[12..16], b"IHDR");
+    png[16..20].copy_from_slice(&10_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&10_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let e = ember_data::Image::decode(&png, Path::new("huge.png")).unwrap_err();
+    assert!(
+        matches!(e, DataError::NotAnImage { .. })
+            && e.to_string().contains("huge.png")
+            && e.to_string().contains("limit"),
+        "{e}"
+    );
+    // The same file at its real size decodes.
+    png[16..20].copy_from_slice(&4u32.to_be_bytes());
+    png[20..24].copy_from_slice(&3u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        ember_data::Image::decode(&png, Path::new("ok.png"))
+            .unwrap()
+            .shape_str(),
+        "3x3x4"
+    );
+}
