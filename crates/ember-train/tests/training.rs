@@ -30,6 +30,46 @@ fn quick(out: &std::path::Path) -> TrainConfig {
     }
 }
 
+/// Accuracy and mean cross-entropy of the run in `out` on the shipped MNIST test split,
+/// through `TrainedModel` (the `predict` path) and the run's evaluation transforms.
+fn score_by_hand(out: &std::path::Path) -> (f64, f64) {
+    use burn::data::dataset::Dataset;
+    let device = burn::tensor::Device::flex();
+    let trained = ember_train::predict::TrainedModel::load(out, &device).unwrap();
+    let test = ember_data::mnist::MnistDataset::load(
+        &mnist_subset(),
+        ember_data::mnist::MnistVariant::Digits,
+        ember_data::Split::Test,
+    )
+    .unwrap();
+    let (mut correct, mut loss) = (0usize, 0f64);
+    let items: Vec<_> = (0..test.len()).map(|i| test.get(i).unwrap()).collect();
+    for chunk in items.chunks(100) {
+        let images: Vec<_> = chunk
+            .iter()
+            .map(|it| {
+                ember_data::transform::apply_all(
+                    &trained.info.eval_transforms,
+                    it.image.clone(),
+                    0,
+                    0,
+                    0,
+                )
+                .unwrap()
+            })
+            .collect();
+        for (p, it) in trained.probabilities(&images).unwrap().iter().zip(chunk) {
+            let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            correct += usize::from(best == it.label);
+            loss -= f64::from(p[it.label]).ln();
+        }
+    }
+    (
+        correct as f64 / items.len() as f64,
+        loss / items.len() as f64,
+    )
+}
+
 #[test]
 fn trains_lenet_and_writes_a_complete_run_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,6 +90,17 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         "confusion diagonal = accuracy"
     );
     assert_eq!(report.confusion.iter().flatten().sum::<u64>(), 1000);
+
+    // The report agrees with a second, independent route to the same numbers: the run's
+    // weights loaded as `ember predict` loads them, each test image read and transformed on
+    // its own, batched by hand, scored here (no loader, no `evaluate`).
+    let (accuracy, loss) = score_by_hand(&out);
+    assert_eq!(accuracy, report.accuracy, "the report's accuracy");
+    assert!(
+        (loss - report.loss).abs() < 1e-4,
+        "loss {loss} vs the report's {}",
+        report.loss
+    );
 
     // One metrics row per epoch, with everything filled in and the loss going down.
     let rows = read_metrics(&out.join("metrics.csv")).unwrap();
