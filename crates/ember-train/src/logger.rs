@@ -136,6 +136,9 @@ pub struct RunLogger {
     names: HashMap<MetricId, String>,
     /// Latest epoch-level value per (metric, split).
     latest: HashMap<(String, bool), f64>,
+    /// Every epoch's value per (metric, split, epoch): answers Burn's `read_numeric` (best
+    /// checkpoint, early stopping) when its file logger cannot.
+    epochs: HashMap<(String, bool, usize), f64>,
     train_items: usize,
     has_validation: bool,
     epoch_start: Option<Instant>,
@@ -161,6 +164,7 @@ impl RunLogger {
             records,
             names: HashMap::new(),
             latest: HashMap::new(),
+            epochs: HashMap::new(),
             train_items,
             has_validation,
             epoch_start: None,
@@ -229,7 +233,7 @@ impl RunLogger {
 pub const TOP5: &str = "Top-K Accuracy @ TopK(5)";
 
 impl MetricLogger for RunLogger {
-    fn log(&mut self, update: MetricsUpdate, _epoch: usize, split: &Split) {
+    fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
         if self.epoch_start.is_none() {
             self.epoch_start = Some(Instant::now());
         }
@@ -245,6 +249,7 @@ impl MetricLogger for RunLogger {
             };
             // An empty split (no validation) reports NaN: record nothing for it.
             if let Some(v) = value.filter(|v| !v.is_nan()) {
+                self.epochs.insert((name.clone(), valid, epoch), v);
                 self.latest.insert((name, valid), v);
             }
         }
@@ -253,12 +258,17 @@ impl MetricLogger for RunLogger {
     fn read_numeric(
         &mut self,
         name: &str,
-        _epoch: usize,
-        _split: &Split,
+        epoch: usize,
+        split: &Split,
     ) -> Result<Vec<NumericEntry>, String> {
-        Err(format!(
-            "the run logger keeps no per-batch values of {name}"
-        ))
+        // No value is an empty list, as Burn's file logger answers for an epoch not run yet
+        // (Burn's search for the best epoch walks epochs until one is empty).
+        let valid = matches!(split, Split::Valid);
+        Ok(self
+            .epochs
+            .get(&(name.to_string(), valid, epoch))
+            .map(|&v| vec![NumericEntry::Final(v)])
+            .unwrap_or_default())
     }
 
     fn log_metric_definition(&mut self, definition: MetricDefinition) {
@@ -277,5 +287,67 @@ impl MetricLogger for RunLogger {
             Split::Valid if self.has_validation => self.finish_epoch(summary.epoch_number),
             _ => {}
         }
+    }
+}
+
+/// A metric logger that cannot bring training down: Burn's `FileMetricLogger` `expect`s on
+/// every write (a full disk, a file where it wants a folder), and a panic there would end a run
+/// that could go on. The first panic is reported once and the logger is switched off; its
+/// `read_numeric` then answers with an error, so Burn asks the next logger ([`RunLogger`],
+/// which keeps every epoch's value).
+pub struct Guarded<L> {
+    inner: Option<L>,
+    what: &'static str,
+}
+
+impl<L: MetricLogger> Guarded<L> {
+    /// Guards `inner`, named `what` in the warning.
+    pub fn new(inner: L, what: &'static str) -> Self {
+        Self {
+            inner: Some(inner),
+            what,
+        }
+    }
+
+    fn run<T>(&mut self, default: T, f: impl FnOnce(&mut L) -> T) -> T {
+        let Some(inner) = self.inner.as_mut() else {
+            return default;
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(inner))) {
+            Ok(v) => v,
+            Err(_) => {
+                eprintln!(
+                    "warning: {} failed (disk full or not writable?); training goes on without it",
+                    self.what
+                );
+                // Leaked, not dropped: its drop joins a thread that may have died, and panics.
+                std::mem::forget(self.inner.take());
+                default
+            }
+        }
+    }
+}
+
+impl<L: MetricLogger> MetricLogger for Guarded<L> {
+    fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
+        self.run((), |l| l.log(update, epoch, split));
+    }
+
+    fn read_numeric(
+        &mut self,
+        name: &str,
+        epoch: usize,
+        split: &Split,
+    ) -> Result<Vec<NumericEntry>, String> {
+        let off = Err(format!("{} is off", self.what));
+        self.run(off, |l| l.read_numeric(name, epoch, split))
+    }
+
+    fn log_metric_definition(&mut self, definition: MetricDefinition) {
+        self.run((), |l| l.log_metric_definition(definition));
+    }
+
+    fn log_epoch_summary(&mut self, summary: EpochSummary) {
+        self.run((), |l| l.log_epoch_summary(summary));
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::{EvalReport, evaluate};
 use crate::finetune::Freeze;
 use crate::guard::NonFiniteGuard;
-use crate::logger::{EpochHook, EpochRecord, RunLogger, SharedRecords, read_metrics};
+use crate::logger::{EpochHook, EpochRecord, Guarded, RunLogger, SharedRecords, read_metrics};
 use crate::renderer::LineRenderer;
 use crate::run::{AtomicCheckpointer, RunDir, RunInfo, write_atomic};
 use crate::schedule::Schedule;
@@ -695,7 +695,10 @@ fn launch<N: Network>(
     .metric_train_numeric(TopKAccuracyMetric::new(k))
     .metric_valid_numeric(TopKAccuracyMetric::new(k))
     .metric_train_numeric(LearningRateMetric::new())
-    .with_metric_logger(FileMetricLogger::new(&run.root))
+    .with_metric_logger(Guarded::new(
+        FileMetricLogger::new(&run.root),
+        "Burn's metric log (train/, valid/)",
+    ))
     .with_metric_logger(
         RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
             .with_diagnostics(diagnostics)

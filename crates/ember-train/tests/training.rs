@@ -628,3 +628,30 @@ fn a_damaged_run_json_is_an_error_naming_it() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+#[test]
+fn a_failing_metric_log_does_not_end_the_run() {
+    // After epoch 1, a file takes the place of the folder Burn's file metric logger wants for
+    // epoch 2 (as a full disk would, its writes fail; Burn's logger panics on them).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let blocker = out.join("train").join("epoch-2");
+    let hook: ember_train::logger::EpochHook = std::sync::Arc::new(move |r| {
+        if r.epoch == 1 {
+            std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+            std::fs::write(&blocker, b"in the way").unwrap();
+        }
+        false
+    });
+    let outcome = trainer::train_hooked(&quick(&out), false, Some(hook)).unwrap();
+    assert_eq!(outcome.records.len(), 2, "both epochs trained");
+    // The best checkpoint still follows the validation accuracy (answered by Ember's logger).
+    let best = outcome.best_epoch.unwrap();
+    let acc = |e: usize| outcome.records[e - 1].val_accuracy.unwrap();
+    assert!(
+        acc(best) >= acc(1) && acc(best) >= acc(2),
+        "{:?}",
+        outcome.records
+    );
+    assert!(out.join("best.bpk").is_file() && out.join("report.json").is_file());
+}
