@@ -304,11 +304,13 @@ fn a_search_writes_its_results_and_resumes_where_it_stopped() {
     assert_eq!(resumed.trials[3].state, TrialState::Complete);
     assert_eq!(resumed.trials[3].values, more.trials[3].values);
 
-    // A trial the process died in again and again (an abort, the OOM killer) is recorded as
-    // failed, with why, instead of being restarted by every resume; results are still written.
+    // A trial the process died in again and again at the same checkpoint (an abort, the OOM
+    // killer) is recorded as failed, with why, instead of being restarted by every resume;
+    // results are still written.
     let mut trials = resumed.trials.clone();
     trials[3].state = TrialState::Running;
     trials[3].starts = ember_train::search::MAX_TRIAL_STARTS;
+    trials[3].start_checkpoint = Some(2);
     std::fs::write(
         out.join("trials.json"),
         serde_json::to_string(&trials).unwrap(),
@@ -324,6 +326,25 @@ fn a_search_writes_its_results_and_resumes_where_it_stopped() {
     );
     assert!(out.join("results.csv").is_file());
     assert_eq!(gave_up.trials[..3], resumed.trials[..3]);
+    // One that got further since it was last started (a user stopping the search) is resumed.
+    let mut trials = gave_up.trials.clone();
+    trials[3].state = TrialState::Running;
+    trials[3].starts = ember_train::search::MAX_TRIAL_STARTS;
+    trials[3].start_checkpoint = Some(1);
+    trials[3].error = None;
+    std::fs::write(
+        out.join("trials.json"),
+        serde_json::to_string(&trials).unwrap(),
+    )
+    .unwrap();
+    let again = search(&space, &text, &options(4), &out).unwrap();
+    assert_eq!(
+        again.trials[3].state,
+        TrialState::Complete,
+        "{:?}",
+        again.trials[3]
+    );
+    assert_eq!(again.trials[3].values, resumed.trials[3].values);
 
     // One search per directory: a live holder of search.lock (this process) refuses a second;
     // a lock left by a process that is gone is taken over, and released at the end.

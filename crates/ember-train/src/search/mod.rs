@@ -76,13 +76,19 @@ pub struct Trial {
     pub seconds: f64,
     /// Why it failed.
     pub error: Option<String>,
-    /// How many times a search process started it (a resume restarts a trial left running).
+    /// How many times in a row a search process started it without it getting past the same
+    /// checkpoint (a resume restarts a trial left running).
     #[serde(default)]
     pub starts: u32,
+    /// Its newest complete checkpoint (epoch) when it was last started.
+    #[serde(default)]
+    pub start_checkpoint: Option<usize>,
 }
 
-/// A trial left running this many times (the process died during it each time: killed, out
-/// of memory, aborted) is recorded as failed instead of being started again forever.
+/// A trial left running this many times from the same checkpoint (the process died during it
+/// each time before it got further: out of memory, aborted) is recorded as failed instead of
+/// being started again forever. A trial that gets further between deaths (a user stopping and
+/// resuming the search) starts counting afresh.
 pub const MAX_TRIAL_STARTS: u32 = 3;
 
 /// `search.lock`: one search process per directory. Two at once would each rewrite
@@ -348,13 +354,16 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
             let mine = s.mine.clone();
             // Trials left running by a killed search: restarted, unless they died too often.
             for t in s.trials.iter_mut() {
-                if t.state == TrialState::Running
-                    && !mine.contains(&t.id)
-                    && t.starts >= MAX_TRIAL_STARTS
-                {
+                if t.state != TrialState::Running || mine.contains(&t.id) {
+                    continue;
+                }
+                if RunDir::new(trial_dir(dir, t.id)).latest_checkpoint() != t.start_checkpoint {
+                    t.starts = 0;
+                }
+                if t.starts >= MAX_TRIAL_STARTS {
                     t.state = TrialState::Failed;
                     t.error = Some(format!(
-                        "the search process died during this trial {} times (killed, out of memory or aborted); not started again",
+                        "the search process died during this trial {} times without it getting past its checkpoint (out of memory or aborted?); not started again",
                         t.starts
                     ));
                     println!(
@@ -397,6 +406,7 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
                             seconds: 0.0,
                             error: None,
                             starts: 0,
+                            start_checkpoint: None,
                         });
                         (id, params)
                     })
@@ -407,6 +417,7 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
                 s.mine.push(*id);
                 if let Some(t) = s.trials.iter_mut().find(|t| t.id == *id) {
                     t.starts += 1;
+                    t.start_checkpoint = RunDir::new(trial_dir(dir, *id)).latest_checkpoint();
                 }
                 if let Err(e) = save_trials(dir, &s.trials) {
                     s.failure = Some(e);
