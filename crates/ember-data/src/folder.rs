@@ -254,16 +254,9 @@ impl ImageFolder {
         let (path, label) = &self.items[index];
         let image = match (image.channels, self.channels) {
             (c, want) if c == want => image,
-            (1, 3) => {
-                let plane = image.height * image.width;
-                let mut data = Vec::with_capacity(3 * plane);
-                for _ in 0..3 {
-                    data.extend_from_slice(&image.data);
-                }
-                Image::from_vec(3, image.height, image.width, data).ok_or_else(|| {
-                    DataError::Invalid(format!("{}: channel expansion", path.display()))
-                })?
-            }
+            // Three equal channels, as torchvision's `convert("RGB")`.
+            (1, 3) => crate::transform::grayscale(&image, 3)
+                .map_err(|e| DataError::Invalid(format!("{}: {e}", path.display())))?,
             _ => {
                 return Err(DataError::WrongImage {
                     path: self.shown(path),
