@@ -590,7 +590,13 @@ pub(crate) fn open_split(
     };
     let own_folder = dataset.is_none() && matches!(spec, DatasetSpec::Folder(_));
     let split = split.unwrap_or(if own_folder { "val" } else { "test" });
-    let dir = config.data_dir.as_deref();
+    // The run's own dataset is where the run read it (or `--data-dir`); another dataset is
+    // at `--data-dir` or its default place, not in the run's folder for its own data.
+    let dir = if dataset.is_none() {
+        config.data_dir.as_deref()
+    } else {
+        data_dir
+    };
     let ds = match split {
         "val" if dataset.is_none() => {
             let data = trainer::load_data(&config)?;
