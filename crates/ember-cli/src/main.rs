@@ -51,16 +51,15 @@ enum Command {
 /// and let the process exit non-zero (101) as Rust does.
 fn install_panic_report() {
     std::panic::set_hook(Box::new(|info| {
+        // Caught and turned into a warning where it happened (Burn's file logger on a full disk).
+        if ember_train::logger::panic_is_handled() {
+            return;
+        }
         let location = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
+        let message = ember_train::logger::panic_message(info.payload());
         let log = std::env::temp_dir().join(format!("ember-panic-{}.log", std::process::id()));
         let backtrace = std::backtrace::Backtrace::force_capture();
         let written =

@@ -290,6 +290,27 @@ impl MetricLogger for RunLogger {
     }
 }
 
+thread_local! {
+    /// How many [`Guarded`] calls this thread is inside: a panic there is caught and reported
+    /// as a warning, not a bug.
+    static HANDLED_PANICS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether a panic on this thread will be caught and reported by a [`Guarded`] logger: a
+/// process-wide panic hook (the CLI's "internal error, this is a bug" line) stays quiet then.
+pub fn panic_is_handled() -> bool {
+    HANDLED_PANICS.with(|n| n.get() > 0)
+}
+
+/// The message of a panic's payload (`panic!` with a literal or a formatted string).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 /// A metric logger that cannot bring training down: Burn's `FileMetricLogger` `expect`s on
 /// every write (a full disk, a file where it wants a folder), and a panic there would end a run
 /// that could go on. The first panic is reported once and the logger is switched off; its
@@ -313,12 +334,16 @@ impl<L: MetricLogger> Guarded<L> {
         let Some(inner) = self.inner.as_mut() else {
             return default;
         };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(inner))) {
+        HANDLED_PANICS.with(|n| n.set(n.get() + 1));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(inner)));
+        HANDLED_PANICS.with(|n| n.set(n.get() - 1));
+        match result {
             Ok(v) => v,
-            Err(_) => {
+            Err(payload) => {
                 eprintln!(
-                    "warning: {} failed (disk full or not writable?); training goes on without it",
-                    self.what
+                    "warning: {} failed ({}: disk full or not writable?); training goes on without it",
+                    self.what,
+                    panic_message(payload.as_ref())
                 );
                 // Leaked, not dropped: its drop joins a thread that may have died, and panics.
                 std::mem::forget(self.inner.take());
@@ -349,5 +374,54 @@ impl<L: MetricLogger> MetricLogger for Guarded<L> {
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
         self.run((), |l| l.log_epoch_summary(summary));
+    }
+}
+
+#[cfg(test)]
+mod guarded_tests {
+    use super::*;
+
+    /// A logger that fails as Burn's file logger does on a full disk: by panicking.
+    struct Failing {
+        handled_inside: Arc<Mutex<Option<bool>>>,
+    }
+
+    impl MetricLogger for Failing {
+        fn log(&mut self, _: MetricsUpdate, _: usize, _: &Split) {}
+        fn read_numeric(
+            &mut self,
+            _: &str,
+            _: usize,
+            _: &Split,
+        ) -> Result<Vec<NumericEntry>, String> {
+            *self.handled_inside.lock().unwrap() = Some(panic_is_handled());
+            panic!("No space left on device");
+        }
+        fn log_metric_definition(&mut self, _: MetricDefinition) {}
+        fn log_epoch_summary(&mut self, _: EpochSummary) {}
+    }
+
+    #[test]
+    fn a_panicking_logger_is_switched_off_and_its_panic_marked_as_handled() {
+        let seen = Arc::new(Mutex::new(None));
+        let mut guarded = Guarded::new(
+            Failing {
+                handled_inside: seen.clone(),
+            },
+            "the test logger",
+        );
+        assert!(!panic_is_handled());
+        let first = guarded.read_numeric("loss", 1, &Split::Train);
+        assert!(first.is_err());
+        // The panic hook saw a handled panic (the CLI's "internal error" line stays quiet) ...
+        assert_eq!(*seen.lock().unwrap(), Some(true));
+        // ... and only inside the guard.
+        assert!(!panic_is_handled());
+        *seen.lock().unwrap() = None;
+        assert_eq!(
+            guarded.read_numeric("loss", 2, &Split::Train).err(),
+            Some("the test logger is off".to_string())
+        );
+        assert_eq!(*seen.lock().unwrap(), None, "not called again once off");
     }
 }

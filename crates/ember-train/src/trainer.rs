@@ -411,6 +411,7 @@ pub fn train_network_tuned<N: Network>(
     })?;
     config.save(&run.config())?;
     run.save_info(&info)?;
+    write_validation_list(&run, data.valid.as_ref())?;
 
     let ad = device.clone().autodiff();
     let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
@@ -458,8 +459,12 @@ pub fn train_network_tuned<N: Network>(
         // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles
         // and augmentation. A resumed run reseeds the backend with the epoch so that dropout
         // does not replay the first epoch's masks.
-        device.seed(config.seed.wrapping_add(start_epoch as u64 * 7919));
-        let (net, frozen_values) = crate::finetune::freeze_prefixes(build(&ad)?, &frozen);
+        let net = seeded_init(
+            &device,
+            config.seed.wrapping_add(start_epoch as u64 * 7919),
+            || build(&ad),
+        )?;
+        let (net, frozen_values) = crate::finetune::freeze_prefixes(net, &frozen);
         let mut model = Classifier::new(net)
             .with_label_smoothing(
                 (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32),
@@ -756,7 +761,16 @@ fn launch<N: Network>(
         });
     }
     if let Some(e) = result.error {
-        return Err(TrainError::Training(e.to_string()));
+        // The run directory keeps its newest complete checkpoint (checkpoints are written
+        // atomically), so a run stopped by a full disk or an I/O error loses only this epoch.
+        let way_on = match run.latest_checkpoint() {
+            Some(epoch) => format!(
+                "; the run keeps its checkpoint of epoch {epoch}: fix the cause (free disk space?) and continue with `ember train --resume {}`",
+                run.root.display()
+            ),
+            None => String::new(),
+        };
+        return Err(TrainError::Training(format!("{e}{way_on}")));
     }
     Ok((result.model.net, seconds))
 }
@@ -776,6 +790,55 @@ pub fn best_epoch(records: &[EpochRecord], monitor: Monitor) -> Option<usize> {
             _ => Some((v, e)),
         })
         .map(|(_, e)| e)
+}
+
+/// Burn's backends keep one random generator per process (`Backend::seed` replaces it), and
+/// parameters are initialised lazily, on first use, from that generator. Two trainings in one
+/// process (`ember search --parallel 2`, parallel tests) would interleave their draws, and a
+/// seed would no longer fix the initial weights. So seeding, building and drawing every
+/// parameter happen under one process-wide lock, in the module's own (fixed) order.
+///
+/// Dropout masks are drawn from the same generator during training, so trainings with dropout
+/// that run at the same time in one process still disturb each other's masks (not their
+/// initial weights); runs in separate processes are unaffected.
+pub fn seeded_init<M: Module>(
+    device: &Device,
+    seed: u64,
+    build: impl FnOnce() -> Result<M>,
+) -> Result<M> {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    let module = build()?;
+    module.visit(&mut Materialise);
+    Ok(module)
+}
+
+/// Draws every lazily initialised parameter of a module (reading a parameter initialises it).
+struct Materialise;
+
+impl burn::module::ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let _ = param.val();
+    }
+}
+
+/// Writes `validation.txt`, the held-out images one per line (`class/image.jpg`), when the
+/// dataset can name them (an ImageFolder): the record of exactly which images a run never
+/// trained on, which `benches/torch_cifar_parity.py` reads to hold out the same ones.
+fn write_validation_list(run: &RunDir, valid: &dyn ClassificationDataset) -> Result<()> {
+    let names: Option<Vec<String>> = (0..valid.len()).map(|i| valid.source(i)).collect();
+    match names {
+        Some(names) if !names.is_empty() => {
+            let mut text = names.join("\n");
+            text.push('\n');
+            write_atomic(&run.root.join("validation.txt"), text.as_bytes())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Saves a module's weights (burnpack) atomically.

@@ -57,3 +57,50 @@ fn same_seed_same_metrics() {
         assert_ne!(key(&a[0]), key(&d[0]), "{b}: another seed, other metrics");
     }
 }
+
+/// Every parameter value of a module, in the module's order.
+struct Values(Vec<f32>);
+
+impl burn::module::ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        self.0.extend(p.val().into_data().iter::<f32>());
+    }
+}
+
+#[test]
+fn trainings_in_one_process_get_their_own_seeds_initial_weights() {
+    use burn::module::Module;
+    // Burn draws parameters lazily from one process-wide generator: without a lock around
+    // seeding and drawing, two models built at once (two trials of `ember search --parallel 2`)
+    // interleave their draws and neither gets its seed's weights.
+    let device = burn::tensor::Device::flex();
+    let config = ember_models::ModelConfig::from_name("lenet5_modern").unwrap();
+    let weights = |seed: u64| {
+        let model = trainer::seeded_init(&device, seed, || {
+            config.init(&device).map_err(ember_train::TrainError::from)
+        })
+        .unwrap();
+        let mut values = Values(Vec::new());
+        model.visit(&mut values);
+        values.0
+    };
+    let by_seed = [weights(3), weights(4)];
+    assert_ne!(by_seed[0], by_seed[1]);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let weights = &weights;
+                s.spawn(move || (0..6).map(|_| weights(3 + i % 2)).collect::<Vec<_>>())
+            })
+            .collect();
+        for (i, w) in workers.into_iter().enumerate() {
+            for got in w.join().unwrap() {
+                assert!(
+                    got == by_seed[i % 2],
+                    "thread {i}: weights differ from seed {}'s",
+                    3 + i % 2
+                );
+            }
+        }
+    });
+}

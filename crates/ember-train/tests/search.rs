@@ -5,7 +5,7 @@ use ember_train::config::Monitor;
 use ember_train::search::prune::Prune;
 use ember_train::search::sampler::{Observation, Strategy, suggest};
 use ember_train::search::space::{Domain, Knob, Space};
-use ember_train::search::{SearchOptions, TrialState, load_trials, search};
+use ember_train::search::{SearchOptions, TrialState, load_trials, search, search_with};
 use std::path::{Path, PathBuf};
 
 /// Branin-Hoo on x1 in [-5, 10], x2 in [0, 15]; global minimum 0.397887.
@@ -404,4 +404,56 @@ fn asha_prunes_trials_and_keeps_their_first_epochs() {
         assert_eq!(metrics.len(), 1, "training stopped after the pruned epoch");
     }
     assert!(outcome.best.unwrap().state == TrialState::Complete);
+}
+
+#[test]
+fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search");
+    let text = space_text().replace("epochs = 2", "epochs = 1");
+    let space = Space::parse(&text, Path::new("space.toml")).unwrap();
+    let options = SearchOptions {
+        strategy: Strategy::Grid,
+        trials: 3,
+        objective: Monitor::ValAccuracy,
+        prune: Prune::None,
+        parallel: 2,
+        seed: 0,
+    };
+    // A bug inside training (a panic in Burn, say) in trial 1; the real trainer elsewhere.
+    let outcome = search_with(&space, &text, &options, &out, &|config, resume, hook| {
+        if config.out.ends_with("trial-001") {
+            panic!("injected fault in trial 1 (lr {})", config.lr);
+        }
+        ember_train::trainer::train_hooked(config, resume, Some(hook))
+    })
+    .unwrap();
+    assert_eq!(outcome.trials.len(), 3);
+    let failed: Vec<_> = outcome
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{:#?}", outcome.trials);
+    assert_eq!(failed[0].id, 1);
+    let error = failed[0].error.as_deref().unwrap();
+    assert!(error.contains("injected fault"), "{error}");
+    assert!(
+        outcome
+            .trials
+            .iter()
+            .filter(|t| t.id != failed[0].id)
+            .all(|t| t.state == TrialState::Complete),
+        "{:#?}",
+        outcome.trials
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.contains("failed"), "{csv}");
+    assert!(out.join("best.toml").is_file());
+    // Resuming does not run the failed trial again.
+    let again = search_with(&space, &text, &options, &out, &|_, _, _| {
+        panic!("nothing is left to train")
+    })
+    .unwrap();
+    assert_eq!(again.trials, outcome.trials);
 }

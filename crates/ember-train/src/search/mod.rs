@@ -225,6 +225,12 @@ struct Shared {
     failure: Option<TrainError>,
 }
 
+/// What trains one trial: `(config, resume, hook) -> outcome`. [`search`] uses
+/// [`trainer::train_hooked`]; [`search_with`] takes another (a test's, to make a trial fail
+/// or panic on purpose).
+pub type TrialTrainer =
+    dyn Fn(&TrainConfig, bool, EpochHook) -> Result<trainer::TrainOutcome> + Sync;
+
 /// Runs (or resumes) a search. `space_text` is the space file's text, kept to check that a
 /// resumed search searches the same space.
 pub fn search(
@@ -232,6 +238,19 @@ pub fn search(
     space_text: &str,
     options: &SearchOptions,
     dir: &Path,
+) -> Result<SearchOutcome> {
+    search_with(space, space_text, options, dir, &|config, resume, hook| {
+        trainer::train_hooked(config, resume, Some(hook))
+    })
+}
+
+/// [`search`] with each trial trained by `train`.
+pub fn search_with(
+    space: &Space,
+    space_text: &str,
+    options: &SearchOptions,
+    dir: &Path,
+    train: &TrialTrainer,
 ) -> Result<SearchOutcome> {
     if options.trials == 0 || options.parallel == 0 {
         return Err(TrainError::Config(
@@ -300,7 +319,7 @@ pub fn search(
     std::thread::scope(|scope| {
         for _ in 0..options.parallel {
             let shared = shared.clone();
-            scope.spawn(move || worker(space, options, dir, &shared));
+            scope.spawn(move || worker(space, options, dir, &shared, train));
         }
     });
     let shared = Arc::try_unwrap(shared)
@@ -344,7 +363,13 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 /// Takes trials until none is left: first those a killed search left running, then new ones.
-fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex<Shared>>) {
+fn worker(
+    space: &Space,
+    options: &SearchOptions,
+    dir: &Path,
+    shared: &Arc<Mutex<Shared>>,
+    train: &TrialTrainer,
+) {
     loop {
         let job = {
             let mut s = lock(shared);
@@ -433,14 +458,10 @@ fn worker(space: &Space, options: &SearchOptions, dir: &Path, shared: &Arc<Mutex
         // A panic in a trial is a bug, but it must not take the other trials down with it:
         // the trial is recorded as failed with the message, and the search goes on.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_trial(space, options, dir, shared, id, &params)
+            run_trial(space, options, dir, shared, id, &params, train)
         }))
         .unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
+            let message = crate::logger::panic_message(payload.as_ref());
             Err(TrainError::Training(format!(
                 "the trial panicked (a bug, please report it): {message}"
             )))
@@ -472,6 +493,7 @@ fn run_trial(
     shared: &Arc<Mutex<Shared>>,
     id: usize,
     params: &Assignment,
+    train: &TrialTrainer,
 ) -> Result<()> {
     let mut config: TrainConfig = space.config(params)?;
     config.out = trial_dir(dir, id);
@@ -522,7 +544,7 @@ fn run_trial(
         Some(e) if e >= config.epochs && run.metrics().is_file() => {
             crate::logger::read_metrics(&run.metrics())?
         }
-        _ => trainer::train_hooked(&config, resume, Some(hook))?.records,
+        _ => train(&config, resume, hook)?.records,
     };
     let mut s = lock(shared);
     if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
