@@ -419,6 +419,25 @@ fn eval_matches_classes_by_name_and_refuses_a_folder_test_split() {
         ])
         .assert()
         .success();
+    // validation.txt names the 10 held-out images (5 per class, stratified), `class/file`.
+    let held_out = std::fs::read_to_string(run.join("validation.txt")).unwrap();
+    let names: Vec<&str> = held_out.lines().collect();
+    assert_eq!(names.len(), 10, "{held_out}");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 10, "{held_out}");
+    for class in ["a", "b"] {
+        let of_class: Vec<_> = names
+            .iter()
+            .filter(|n| n.starts_with(&format!("{class}/")))
+            .collect();
+        assert_eq!(of_class.len(), 5, "{held_out}");
+        assert!(
+            of_class.iter().all(|n| folder.join(n).is_file()),
+            "{held_out}"
+        );
+    }
     let assert = ember()
         .args(["eval", "--run", run.to_str().unwrap(), "--json"])
         .assert()

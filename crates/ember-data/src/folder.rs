@@ -372,4 +372,15 @@ impl ClassificationDataset for ImageFolder {
     fn label(&self, index: usize) -> Option<usize> {
         self.items.get(index).map(|(_, l)| *l)
     }
+
+    /// The path below the root (for an archive, the path inside it), `/`-separated.
+    fn source(&self, index: usize) -> Option<String> {
+        let (path, _) = self.items.get(index)?;
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let parts: Vec<_> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect();
+        Some(parts.join("/"))
+    }
 }

@@ -50,4 +50,10 @@ pub trait ClassificationDataset: burn::data::dataset::Dataset<ImageItem> {
     fn classes(&self) -> &[String];
     /// Label of item `index` without decoding its image (for stratified splits).
     fn label(&self, index: usize) -> Option<usize>;
+    /// Where item `index` comes from, when that is a file a user can name (an ImageFolder's
+    /// `class/image.jpg`): written to a run's `validation.txt`, so that another tool (the
+    /// PyTorch parity script) can hold out exactly the same images.
+    fn source(&self, _index: usize) -> Option<String> {
+        None
+    }
 }

@@ -50,6 +50,10 @@ impl<D: ClassificationDataset + ?Sized> ClassificationDataset for Subset<D> {
     fn label(&self, index: usize) -> Option<usize> {
         self.inner.label(*self.indices.get(index)?)
     }
+
+    fn source(&self, index: usize) -> Option<String> {
+        self.inner.source(*self.indices.get(index)?)
+    }
 }
 
 /// Splits indices `0..n` into `(train, validation)` with `round(fraction * n)` validation
@@ -222,6 +226,10 @@ impl<D: ClassificationDataset + ?Sized> ClassificationDataset for ClassSubset<D>
 
     fn label(&self, index: usize) -> Option<usize> {
         self.relabel[self.items.label(index)?]
+    }
+
+    fn source(&self, index: usize) -> Option<String> {
+        self.items.source(index)
     }
 }
 
