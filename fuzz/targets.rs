@@ -2,7 +2,7 @@
 //! check what a parse that succeeds promises. An `Err` is the right answer to a bad input; a
 //! panic, an abort or a runaway allocation is a bug. Shared by the cargo-fuzz targets
 //! (`fuzz/fuzz_targets/*.rs`) and the workspace test that replays the committed corpus
-//! (`crates/ember-train/tests/corpus.rs`).
+//! (`crates/ember-train/tests/it/corpus.rs`).
 
 #![allow(dead_code)]
 

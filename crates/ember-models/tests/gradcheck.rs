@@ -3,6 +3,8 @@
 //! `L = sum(f(x) * r)` (a fixed random `r`, so that no gradient is trivially uniform).
 //!
 //! Runs in float64 on Flex, so a central difference with h = 1e-6 is accurate to ~1e-9.
+//! Its own test binary: a Flex device's float type is process-wide, and other tests (the
+//! zoo's) expect float32.
 
 use std::sync::OnceLock;
 

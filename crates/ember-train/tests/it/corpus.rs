@@ -3,7 +3,7 @@
 //! (`fuzz/targets.rs`): CI proves every committed input still gets an answer, not a panic,
 //! without fuzzing.
 
-#[path = "../../../fuzz/targets.rs"]
+#[path = "../../../../fuzz/targets.rs"]
 mod targets;
 
 use std::path::PathBuf;

@@ -1,0 +1,7 @@
+//! ember-cli's integration tests, one binary (each file under tests/ would link Burn again).
+
+mod augment;
+mod finetune;
+mod search;
+mod summary;
+mod train;

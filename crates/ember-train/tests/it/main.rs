@@ -1,0 +1,11 @@
+//! ember-train's integration tests, one binary (each file under tests/ would link Burn again).
+
+mod corpus;
+mod finetune;
+mod multi_device;
+mod optimizers;
+mod search;
+mod training;
+mod viz;
+mod weights;
+mod wgpu;
