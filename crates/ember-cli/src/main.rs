@@ -1,5 +1,6 @@
 //! `ember`: the command-line face of Ember.
 
+mod args;
 mod augment;
 mod search;
 mod summary;

@@ -1,5 +1,6 @@
 //! `ember search` and `ember ensemble`.
 
+use crate::args::BackendArg;
 use crate::train::open_split;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -126,8 +127,8 @@ pub struct EnsembleArgs {
     /// runs on a folder dataset (which has no test split).
     #[arg(long)]
     split: Option<String>,
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArg,
     /// One JSON document.
     #[arg(long)]
     json: bool,
@@ -168,7 +169,7 @@ pub fn ensemble_cmd(args: EnsembleArgs) -> Result<()> {
         args.data_dir.as_deref(),
         args.split.as_deref(),
     )?;
-    let report = run_ensemble(&args.runs, ds, args.backend)?;
+    let report = run_ensemble(&args.runs, ds, args.backend.kind)?;
     if args.json {
         println!(
             "{}",

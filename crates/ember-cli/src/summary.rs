@@ -1,10 +1,10 @@
 //! `ember summary`.
 
+use crate::args::BackendArg;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_models::registry::{ModelConfig, entries};
 use ember_models::summary::{group_digits, human_macs};
-use ember_train::Backend;
 
 #[derive(Args)]
 pub struct SummaryArgs {
@@ -24,8 +24,8 @@ pub struct SummaryArgs {
     #[arg(long)]
     list: bool,
     /// Backend to build the (lazily initialised) model on.
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 fn parse_input(s: &str) -> Result<[usize; 3], String> {

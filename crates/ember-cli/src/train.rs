@@ -1,5 +1,6 @@
 //! `ember train`, `ember eval` and `ember predict`.
 
+use crate::args::{BackendArg, RunArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_data::loader::{ImageLoader, LoaderConfig};
@@ -453,9 +454,8 @@ fn train_and_report(config: TrainConfig, resume: bool) -> Result<()> {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// The run directory made by `ember train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    run: RunArg,
     /// Dataset to evaluate on (default: the run's).
     #[arg(long)]
     dataset: Option<DatasetSpec>,
@@ -467,8 +467,8 @@ pub struct EvalArgs {
     split: Option<String>,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArg,
     #[arg(long, default_value_t = 2)]
     workers: usize,
     /// Test-time augmentation: none, or flip (average the logits of each image and its mirror).
@@ -518,17 +518,16 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// The run directory made by `ember train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    run: RunArg,
     /// Image files (PNG or JPEG).
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArg,
     /// One JSON document per image.
     #[arg(long)]
     json: bool,

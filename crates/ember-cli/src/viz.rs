@@ -1,6 +1,7 @@
 //! `ember viz`: pictures of a trained run (kernels, feature maps, maximally activating
 //! patches, curves, gradient diagnostics).
 
+use crate::args::{BackendArg, RunArg};
 use crate::train::open_split;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -40,9 +41,8 @@ enum Viz {
 
 #[derive(Args)]
 struct FiltersArgs {
-    /// The run directory made by `ember train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    run: RunArg,
     /// Convolution layer, e.g. `conv1` or `layer1.0.conv1` (default: the first).
     #[arg(long)]
     layer: Option<String>,
@@ -53,9 +53,8 @@ struct FiltersArgs {
 
 #[derive(Args)]
 struct FeaturesArgs {
-    /// The run directory made by `ember train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    run: RunArg,
     /// Image file (PNG or JPEG); converted to the model's channels and transforms.
     #[arg(long)]
     image: PathBuf,
@@ -65,15 +64,14 @@ struct FeaturesArgs {
     /// Output PNG (default: RUN/features-LAYER.png).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 #[derive(Args)]
 struct PatchesArgs {
-    /// The run directory made by `ember train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    run: RunArg,
     /// Dataset to search (default: the run's).
     #[arg(long)]
     dataset: Option<DatasetSpec>,
@@ -97,8 +95,8 @@ struct PatchesArgs {
     /// Output PNG (default: RUN/patches-LAYER.png).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 #[derive(Args)]
