@@ -70,7 +70,7 @@ pub fn fetch(remote: &Remote, dir: &Path) -> Result<(), DataError> {
     }
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let partial = dir.join(format!("{}.part", remote.file));
-    let result = download_to(remote, &partial);
+    let result = download_to(remote, &partial, &agent(READ_IDLE_TIMEOUT));
     match result {
         Ok(()) => std::fs::rename(&partial, &dest).map_err(|e| DataError::io(&dest, e)),
         Err(e) => {
@@ -80,21 +80,25 @@ pub fn fetch(remote: &Remote, dir: &Path) -> Result<(), DataError> {
     }
 }
 
-fn download_to(remote: &Remote, partial: &Path) -> Result<(), DataError> {
+/// The HTTP client: timeouts for connecting and for the response's head, and an idle limit
+/// (`idle` without a byte), not a total one, on the body: CIFAR's 163 MB may take many minutes
+/// on a slow link, but a link that sends nothing for a minute is dead.
+fn agent(idle: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(idle))
+        .build()
+        .into()
+}
+
+fn download_to(remote: &Remote, partial: &Path, agent: &ureq::Agent) -> Result<(), DataError> {
     let failed = |reason: String| DataError::Download {
         url: remote.url.clone(),
         reason,
         file: remote.file.clone(),
         dir: partial.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        // An idle limit, not a total one: CIFAR's 163 MB may take many minutes on a slow link,
-        // but a link that sends nothing for a minute is dead.
-        .timeout_per_read(Some(READ_IDLE_TIMEOUT))
-        .build()
-        .into();
     let response = agent
         .get(&remote.url)
         .call()
@@ -218,4 +222,112 @@ fn escapes(path: &Path) -> Option<&'static str> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    /// A one-shot HTTP server on 127.0.0.1 that sends `body` in pieces of `chunk` bytes with
+    /// `gap` between them, after `stall_after` bytes waiting `stall` once. Returns its URL.
+    fn slow_server(
+        body: &'static [u8],
+        chunk: usize,
+        gap: Duration,
+        stall_after: usize,
+        stall: Duration,
+    ) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/file.bin", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            for (i, piece) in body.chunks(chunk).enumerate() {
+                if i * chunk == stall_after {
+                    std::thread::sleep(stall);
+                }
+                if stream
+                    .write_all(piece)
+                    .and_then(|_| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(gap);
+            }
+        });
+        url
+    }
+
+    fn remote(url: String, body: &[u8]) -> Remote {
+        Remote {
+            url,
+            file: "file.bin".into(),
+            md5: hex(&Md5::digest(body)),
+        }
+    }
+
+    /// No proxy: the test server is local, whatever the machine's proxy settings.
+    fn local_agent(idle: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_per_read(Some(idle))
+            .proxy(None)
+            .build()
+            .into()
+    }
+
+    #[test]
+    fn a_slow_download_is_limited_by_idle_time_not_by_total_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("file.bin.part");
+        const BODY: &[u8] = b"0123456789";
+        // Ten bytes, 250 ms apart: 2.5 s in all, never 1 s without a byte.
+        let url = slow_server(
+            BODY,
+            1,
+            Duration::from_millis(250),
+            usize::MAX,
+            Duration::ZERO,
+        );
+        let started = Instant::now();
+        download_to(
+            &remote(url, BODY),
+            &partial,
+            &local_agent(Duration::from_secs(1)),
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() > Duration::from_secs(2),
+            "the whole body was awaited"
+        );
+        assert_eq!(std::fs::read(&partial).unwrap(), BODY);
+
+        // A link that goes silent for longer than the idle limit is given up, with the URL.
+        let url = slow_server(BODY, 1, Duration::ZERO, 4, Duration::from_secs(4));
+        let started = Instant::now();
+        let err = download_to(
+            &remote(url.clone(), BODY),
+            &partial,
+            &local_agent(Duration::from_secs(1)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "gave up after the idle limit"
+        );
+        assert!(err.contains(&url), "{err}");
+    }
 }

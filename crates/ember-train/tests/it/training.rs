@@ -655,3 +655,49 @@ fn a_failing_metric_log_does_not_end_the_run() {
     );
     assert!(out.join("best.bpk").is_file() && out.join("report.json").is_file());
 }
+
+/// `--devices N`: Burn sums the devices' gradients, each of its own batch's mean loss; with the
+/// loss scaled by `1/N` the sum is the gradient of the mean loss over all `N` batches, i.e.
+/// one device's gradient on the whole global batch, as PyTorch's DistributedDataParallel.
+#[test]
+fn scaled_device_gradients_sum_to_the_global_batch_gradient() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use burn::train::TrainStep;
+    use ember_data::loader::ImageBatch;
+    let device = burn::tensor::Device::flex().autodiff();
+    device.seed(8);
+    let net = Flat {
+        lin: burn::nn::LinearConfig::new(4, 3).init(&device),
+    };
+    let pixels: Vec<f32> = (0..8 * 4).map(|i| (i as f32 * 0.61).sin()).collect();
+    let labels = vec![0i64, 1, 2, 0, 2, 2, 1, 0];
+    let batch = |from: usize, to: usize| ImageBatch {
+        images: Tensor::<4>::from_data(
+            TensorData::new(pixels[from * 4..to * 4].to_vec(), [to - from, 1, 2, 2]),
+            &device,
+        ),
+        targets: Tensor::<1, Int>::from_data(
+            TensorData::new(labels[from..to].to_vec(), [to - from]),
+            &device,
+        ),
+    };
+    let weight = net.lin.weight.id;
+    let grad = |model: &ember_train::Classifier<Flat>, b: ImageBatch| -> Vec<f32> {
+        let out = TrainStep::step(model, b);
+        out.grads
+            .get::<2>(weight)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let whole = grad(&ember_train::Classifier::new(net.clone()), batch(0, 8));
+    let scaled = ember_train::Classifier::new(net).with_grad_scale(0.5);
+    let (first, second) = (grad(&scaled, batch(0, 4)), grad(&scaled, batch(4, 8)));
+    let summed: Vec<f32> = first.iter().zip(&second).map(|(a, b)| a + b).collect();
+    for (a, b) in summed.iter().zip(&whole) {
+        assert!((a - b).abs() < 1e-6, "{summed:?} vs {whole:?}");
+    }
+    // Unscaled, the sum would be twice the global gradient.
+    assert!(whole.iter().any(|g| g.abs() > 1e-3), "{whole:?}");
+}
