@@ -670,7 +670,7 @@ fn scaled_device_gradients_sum_to_the_global_batch_gradient() {
         lin: burn::nn::LinearConfig::new(4, 3).init(&device),
     };
     let pixels: Vec<f32> = (0..8 * 4).map(|i| (i as f32 * 0.61).sin()).collect();
-    let labels = vec![0i64, 1, 2, 0, 2, 2, 1, 0];
+    let labels = [0i64, 1, 2, 0, 2, 2, 1, 0];
     let batch = |from: usize, to: usize| ImageBatch {
         images: Tensor::<4>::from_data(
             TensorData::new(pixels[from * 4..to * 4].to_vec(), [to - from, 1, 2, 2]),
