@@ -59,8 +59,10 @@ mkdir -p "$(dirname "$link")"
 if [ -e "$link" ] && [ ! -L "$link" ]; then
   echo "setup-cuda.sh: $link exists and is not ours (a downloaded bundle?); leaving it" >&2
 else
-  ln -sfn "$llvm_root" "$link"
-  touch "$link/.tracel-llvm-installed"
+  # Only when missing: the bundler's build script watches this prefix, and a fresh link or
+  # marker makes cargo rebuild it and everything above it (about half an hour on 2 cores).
+  [ "$(readlink "$link" 2>/dev/null)" = "$llvm_root" ] || ln -sfn "$llvm_root" "$link"
+  [ -e "$link/.tracel-llvm-installed" ] || touch "$link/.tracel-llvm-installed"
 fi
 
 cuda_path=""

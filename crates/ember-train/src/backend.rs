@@ -40,6 +40,9 @@ pub enum BackendError {
         "backend `{0}` is not compiled into this binary (compiled: {1}); rebuild with `--features {0}`"
     )]
     NotCompiled(Backend, String),
+    /// Compiled in, but the machine cannot run it (no driver, no device).
+    #[error("backend `{0}` cannot start on this machine: {1}")]
+    Unavailable(Backend, String),
 }
 
 /// What [`Backend::resolve`] chose, and why.
@@ -164,8 +167,12 @@ impl Backend {
                 Err(not_compiled())
             }
             Backend::Cuda => {
+                // Without a driver, cudarc panics on the first tensor (in Burn's device thread):
+                // ask first, so that `--backend cuda` on such a machine is an error, not a panic.
                 #[cfg(feature = "cuda")]
-                return Ok(Device::cuda(0));
+                return cuda_available()
+                    .map(|()| Device::cuda(0))
+                    .map_err(|e| BackendError::Unavailable(self, e));
                 Err(not_compiled())
             }
         }
@@ -234,10 +241,15 @@ fn cuda_available() -> Result<(), String> {
     });
     std::panic::set_hook(hook);
     result.map(|_| ()).map_err(|e| {
-        e.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the CUDA runtime failed to start".into())
+        let message = crate::logger::panic_message(e.as_ref());
+        if message.contains("Unable to dynamically load") {
+            // cudarc lists some thirty library names it tried; say what they mean.
+            "the NVIDIA driver's libcuda.so was not found (no NVIDIA driver on this machine, \
+             or its folder is not on LD_LIBRARY_PATH)"
+                .into()
+        } else {
+            message
+        }
     })
 }
 
