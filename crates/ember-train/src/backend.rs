@@ -233,15 +233,23 @@ fn hardware_adapter() -> Result<String, String> {
 /// the probe runs a tiny tensor operation with the panic caught and its message muted.
 #[cfg(feature = "cuda")]
 fn cuda_available() -> Result<(), String> {
+    // The first panic may happen in Burn's device thread (what reaches this thread is then a
+    // "task panicked" error about a missing tensor): keep the first message of any thread.
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let seen = first.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get_or_insert_with(|| crate::logger::panic_message(info.payload()));
+    }));
     let result = std::panic::catch_unwind(|| {
         let d = Device::cuda(0);
         burn::tensor::Tensor::<1>::zeros([1], &d).into_data()
     });
     std::panic::set_hook(hook);
     result.map(|_| ()).map_err(|e| {
-        let message = crate::logger::panic_message(e.as_ref());
+        let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let message = first.unwrap_or_else(|| crate::logger::panic_message(e.as_ref()));
         if message.contains("Unable to dynamically load") {
             // cudarc lists some thirty library names it tried; say what they mean.
             "the NVIDIA driver's libcuda.so was not found (no NVIDIA driver on this machine, \
