@@ -60,7 +60,7 @@ fn install_panic_report() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let message = ember_train::logger::panic_message(info.payload());
+        let message = ember_train::error::panic_message(info.payload());
         let log = std::env::temp_dir().join(format!("ember-panic-{}.log", std::process::id()));
         let backtrace = std::backtrace::Backtrace::force_capture();
         let written =

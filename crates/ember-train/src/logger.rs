@@ -302,15 +302,6 @@ pub fn panic_is_handled() -> bool {
     HANDLED_PANICS.with(|n| n.get() > 0)
 }
 
-/// The message of a panic's payload (`panic!` with a literal or a formatted string).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into())
-}
-
 /// A metric logger that cannot bring training down: Burn's `FileMetricLogger` `expect`s on
 /// every write (a full disk, a file where it wants a folder), and a panic there would end a run
 /// that could go on. The first panic is reported once and the logger is switched off; its
@@ -343,7 +334,7 @@ impl<L: MetricLogger> Guarded<L> {
                 eprintln!(
                     "warning: {} failed ({}: disk full or not writable?); training goes on without it",
                     self.what,
-                    panic_message(payload.as_ref())
+                    crate::error::panic_message(payload.as_ref())
                 );
                 // Leaked, not dropped: its drop joins a thread that may have died, and panics.
                 std::mem::forget(self.inner.take());

@@ -461,7 +461,7 @@ fn worker(
             run_trial(space, options, dir, shared, id, &params, train)
         }))
         .unwrap_or_else(|payload| {
-            let message = crate::logger::panic_message(payload.as_ref());
+            let message = crate::error::panic_message(payload.as_ref());
             Err(TrainError::Training(format!(
                 "the trial panicked (a bug, please report it): {message}"
             )))
