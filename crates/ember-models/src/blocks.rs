@@ -114,3 +114,27 @@ pub fn describe_all<D: Describe>(blocks: &[D], t: &mut Tracer) -> Result<(), Sum
     }
     Ok(())
 }
+
+/// Describes a residual block: the residual path, then the shortcut (a projection, or the
+/// identity when `downsample` is `None`), then the addition.
+pub fn describe_residual(
+    t: &mut Tracer,
+    path: &[(&str, &ConvBnAct)],
+    downsample: &Option<ConvBnAct>,
+) -> Result<(), SummaryError> {
+    let input = t.signal();
+    for (name, conv) in path {
+        t.scoped(name, |t| conv.describe(t))?;
+    }
+    let out = t.signal();
+    let skip = match downsample {
+        Some(d) => {
+            t.set_signal(input);
+            t.scoped("downsample", |t| d.describe(t))?;
+            t.signal()
+        }
+        None => input,
+    };
+    t.set_signal(out);
+    t.add("add", skip)
+}

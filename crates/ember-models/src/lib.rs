@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod blocks;
+pub mod family;
 pub mod init;
 pub mod registry;
 pub mod summary;

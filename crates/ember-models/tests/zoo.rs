@@ -291,6 +291,49 @@ fn configs_round_trip_through_json_and_toml() {
 }
 
 #[test]
+fn every_family_is_read_back_under_its_own_arch_tag() {
+    // The `arch` of a family (Family::ARCH) must be the serde tag of its ModelConfig variant,
+    // or a config file written by one run could not be read by the next.
+    assert_eq!(ModelConfig::ARCHS.len(), 9, "{:?}", ModelConfig::ARCHS);
+    for &arch in ModelConfig::ARCHS {
+        let defaults = ModelConfig::defaults_of(arch).expect("a family's defaults");
+        let json = serde_json::to_value(&defaults).unwrap();
+        assert_eq!(json["arch"], arch, "{json}");
+        let minimal: ModelConfig = toml::from_str(&format!("arch = \"{arch}\"\n")).unwrap();
+        assert_eq!(serde_json::to_value(&minimal).unwrap(), json);
+    }
+    assert!(ModelConfig::defaults_of("transformer").is_none());
+}
+
+#[test]
+fn registered_names_are_unique_and_every_variant_is_valid() {
+    let names = ember_models::registry::names();
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        names.len(),
+        "a name is registered twice: {names:?}"
+    );
+    for entry in entries() {
+        entry
+            .config
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+        // Every family says where its head and stages are; a stage is never the head.
+        let head = entry.config.head();
+        assert!(!head.is_empty(), "{}", entry.name);
+        for stage in entry.config.stages() {
+            assert!(!stage.is_empty(), "{}", entry.name);
+            for prefix in stage {
+                assert!(!head.contains(&prefix), "{}: {prefix}", entry.name);
+            }
+        }
+    }
+}
+
+#[test]
 fn burn_num_params_also_counts_running_statistics() {
     // Why count_params exists: BN-LeNet has 2 x (6 + 16 + 120 + 84) running mean/var values.
     let model = ModelConfig::from_name("lenet5_bn")

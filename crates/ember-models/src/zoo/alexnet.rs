@@ -11,6 +11,10 @@ use burn::nn::{
     PaddingConfig2d,
 };
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, named_stages};
+use crate::registry::ModelError;
+use crate::transfer::KeyTable;
 
 /// AlexNet's knobs.
 #[derive(Config, Debug)]
@@ -157,5 +161,58 @@ impl Describe for AlexNet {
         t.linear("fc1", &self.fc1)?;
         t.linear("fc2", &self.fc2)?;
         t.linear("fc3", &self.fc3)
+    }
+}
+
+impl Family for AlexNetConfig {
+    family_basics!(AlexNet, "alexnet");
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![Variant::new(
+            "alexnet",
+            "AlexNet, torchvision layout (3x224x224)",
+            Self::new(),
+        )]
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_dropout(self.dropout)
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["fc3".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        named_stages(&["conv1", "conv2", "conv3", "conv4", "conv5"])
+    }
+
+    /// torchvision's `features`: conv(0) relu pool conv(3) relu pool conv(6) relu conv(8) relu
+    /// conv(10); `classifier`: dropout fc(1) relu dropout fc(4) relu fc(6). Its AlexNet has no
+    /// local response normalisation, so only `lrn = false` matches.
+    fn torchvision_keys(&self) -> Option<KeyTable> {
+        if self.lrn {
+            return None;
+        }
+        let mut t = KeyTable::torchvision();
+        for (i, name) in [
+            (0, "conv1"),
+            (3, "conv2"),
+            (6, "conv3"),
+            (8, "conv4"),
+            (10, "conv5"),
+        ] {
+            t = t.rule(format!(r"^features\.{i}\."), format!("{name}."));
+        }
+        for (i, name) in [(1, "fc1"), (4, "fc2"), (6, "fc3")] {
+            t = t.rule(format!(r"^classifier\.{i}\."), format!("{name}."));
+        }
+        Some(t)
+    }
+}
+
+impl ZooNetwork for AlexNet {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        AlexNet::forward_tapped(self, images, taps)
     }
 }

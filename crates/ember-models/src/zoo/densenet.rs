@@ -14,6 +14,10 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::check_dropout;
+use crate::registry::ModelError;
+use crate::transfer::KeyTable;
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, init: InitScheme, d: &Device) -> Conv2d {
     let p = k / 2;
@@ -340,5 +344,81 @@ impl Describe for DenseNet {
         t.adaptive_avg_pool2d("avgpool", &self.avgpool)?;
         t.flatten("flatten");
         t.linear("classifier", &self.classifier)
+    }
+}
+
+impl Family for DenseNetConfig {
+    family_basics!(DenseNet, "densenet");
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![
+            Variant::new("densenet121", "DenseNet-121, growth 32", Self::new()),
+            Variant::new(
+                "densenet121_cifar",
+                "DenseNet-121, 3x3 stem, 10 classes (3x32x32)",
+                Self::new().with_stem(Stem::Cifar).with_num_classes(10),
+            ),
+        ]
+    }
+
+    fn canonical_input(&self) -> [usize; 3] {
+        match self.stem {
+            Stem::Cifar => [self.in_channels, 32, 32],
+            Stem::Imagenet => [self.in_channels, 224, 224],
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        if self.block_config.is_empty() || self.growth_rate == 0 {
+            return Err(ModelError::InvalidConfig(
+                "a DenseNet needs at least one block and a growth rate > 0".into(),
+            ));
+        }
+        check_dropout(self.drop_rate)
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["classifier".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        let n = self.block_config.len();
+        let mut stages = vec![vec!["conv0".to_string(), "norm0".to_string()]];
+        for i in 0..n {
+            let mut stage = vec![format!("blocks.{i}")];
+            if i + 1 < n {
+                stage.push(format!("transitions.{i}"));
+            } else {
+                stage.push("norm5".into());
+            }
+            stages.push(stage);
+        }
+        stages
+    }
+
+    fn torchvision_keys(&self) -> Option<KeyTable> {
+        // Old torchvision files spell `norm.1`; torchvision's own loader renames them too.
+        let mut t = KeyTable::torchvision()
+            .rule(r"(denselayer\d+)\.(norm|conv)\.([12])\.", "${1}.${2}${3}.")
+            .rule(r"^features\.(conv0|norm0|norm5)\.", "${1}.");
+        for (b, &n) in self.block_config.iter().enumerate() {
+            for l in 0..n {
+                t = t.rule(
+                    format!(r"^features\.denseblock{}\.denselayer{}\.", b + 1, l + 1),
+                    format!("blocks.{b}.layers.{l}."),
+                );
+            }
+            t = t.rule(
+                format!(r"^features\.transition{}\.", b + 1),
+                format!("transitions.{b}."),
+            );
+        }
+        Some(t)
+    }
+}
+
+impl ZooNetwork for DenseNet {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        DenseNet::forward_tapped(self, images, taps)
     }
 }

@@ -8,6 +8,10 @@ use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::check_dropout;
+use crate::registry::ModelError;
+use crate::transfer::KeyTable;
 
 /// torchvision's `BasicConv2d`: conv (no bias) + BN (eps 1e-3) + ReLU.
 fn basic_conv(
@@ -340,5 +344,63 @@ impl Describe for GoogLeNet {
         t.adaptive_avg_pool2d("avgpool", &self.avgpool)?;
         t.flatten("flatten");
         t.linear("fc", &self.fc)
+    }
+}
+
+impl Family for GoogLeNetConfig {
+    family_basics!(GoogLeNet, "googlenet");
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![Variant::new(
+            "googlenet",
+            "GoogLeNet / Inception v1, torchvision layout",
+            Self::new(),
+        )]
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_dropout(self.dropout)
+    }
+
+    fn head(&self) -> Vec<String> {
+        if self.aux_logits {
+            vec!["fc".into(), "aux.0.fc2".into(), "aux.1.fc2".into()]
+        } else {
+            vec!["fc".into()]
+        }
+    }
+
+    /// d2l's b1..b5: the stem convolutions, then Inception 3, 4 and 5.
+    fn stages(&self) -> Vec<Vec<String>> {
+        vec![
+            vec!["conv1".into()],
+            vec!["conv2".into(), "conv3".into()],
+            (0..2).map(|i| format!("inception.{i}")).collect(),
+            (2..7).map(|i| format!("inception.{i}")).collect(),
+            (7..9).map(|i| format!("inception.{i}")).collect(),
+        ]
+    }
+
+    fn torchvision_keys(&self) -> Option<KeyTable> {
+        let mut t = KeyTable::torchvision().rule(r"\.branch4\.1\.", ".branch4.");
+        for (i, name) in ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+            .iter()
+            .enumerate()
+        {
+            t = t.rule(format!(r"^inception{name}\."), format!("inception.{i}."));
+        }
+        Some(if self.aux_logits {
+            t.rule(r"^aux1\.", "aux.0.").rule(r"^aux2\.", "aux.1.")
+        } else {
+            // torchvision's ImageNet file keeps the auxiliary heads even though
+            // `googlenet(weights=...)` drops them after loading.
+            t.ignore(r"^aux[12]\.")
+        })
+    }
+}
+
+impl ZooNetwork for GoogLeNet {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        GoogLeNet::forward_tapped(self, images, taps)
     }
 }

@@ -8,6 +8,7 @@ use crate::{Activation, InitScheme};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
 use serde::{Deserialize, Serialize};
 
 /// The sub-sampling layer.
@@ -202,5 +203,48 @@ impl Describe for LeNet {
             t.batch_norm("bn2", bn)?;
         }
         t.linear("fc3", &self.fc3)
+    }
+}
+
+impl Family for LeNetConfig {
+    family_basics!(LeNet, "lenet", input_size);
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![
+            Variant::new(
+                "lenet5",
+                "LeNet-5 classic: sigmoid, average pooling (1x28x28)",
+                Self::new(),
+            ),
+            Variant::new(
+                "lenet5_modern",
+                "LeNet-5 with ReLU and max pooling (1x28x28)",
+                Self::modern(),
+            ),
+            Variant::new(
+                "lenet5_bn",
+                "BN-LeNet: modern LeNet-5 with batch norm (1x28x28)",
+                Self::bn(),
+            ),
+        ]
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["fc3".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        vec![
+            vec!["conv1".into()],
+            vec!["conv2".into()],
+            vec!["fc1".into(), "bn1".into()],
+            vec!["fc2".into(), "bn2".into()],
+        ]
+    }
+}
+
+impl ZooNetwork for LeNet {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        LeNet::forward_tapped(self, images, taps)
     }
 }

@@ -5,6 +5,9 @@ use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, numbered_stages};
+use crate::registry::ModelError;
 
 /// An MLP on flattened images. With no hidden layer it is softmax regression
 /// (the softmax itself lives in the cross-entropy loss, which is numerically stabler).
@@ -103,5 +106,42 @@ impl Describe for Mlp {
             t.linear(&format!("hidden.{i}"), layer)?;
         }
         t.linear("output", &self.output)
+    }
+}
+
+impl Family for MlpConfig {
+    family_basics!(Mlp, "mlp", input_size);
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![
+            Variant::new(
+                "softmax_regression",
+                "one linear layer on the pixels (1x28x28)",
+                Self::softmax_regression(),
+            ),
+            Variant::new(
+                "mlp",
+                "one hidden layer of 256 ReLU units (1x28x28)",
+                Self::new(),
+            ),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_dropout(self.dropout)
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["output".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        numbered_stages("hidden", self.hidden.len())
+    }
+}
+
+impl ZooNetwork for Mlp {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        Mlp::forward_tapped(self, images, taps)
     }
 }

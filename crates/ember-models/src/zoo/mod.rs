@@ -1,14 +1,20 @@
-//! The models, one module per family.
+//! The models, one module per family: each file holds a family's blocks, its configuration,
+//! its network and its [`Family`](crate::family::Family) implementation (registered names,
+//! head, stages, torchvision keys).
+//!
+//! The list below is the registry: a family is one line, in the order of the book.
 
-pub mod alexnet;
-pub mod densenet;
-pub mod googlenet;
-pub mod lenet;
-pub mod mlp;
-pub mod nin;
-pub mod resnet;
-pub mod resnet9;
-pub mod vgg;
+crate::family::families! {
+    mlp: Mlp(MlpConfig) => Mlp(Mlp),
+    lenet: Lenet(LeNetConfig) => LeNet(LeNet),
+    alexnet: Alexnet(AlexNetConfig) => AlexNet(AlexNet),
+    vgg: Vgg(VggConfig) => Vgg(Vgg),
+    nin: Nin(NinConfig) => Nin(Nin),
+    googlenet: Googlenet(GoogLeNetConfig) => GoogLeNet(GoogLeNet),
+    resnet: Resnet(ResNetConfig) => ResNet(ResNet),
+    resnet9: Resnet9(ResNet9Config) => ResNet9(ResNet9),
+    densenet: Densenet(DenseNetConfig) => DenseNet(DenseNet),
+}
 
 use serde::{Deserialize, Serialize};
 

@@ -8,6 +8,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, PaddingConfig2d};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, numbered_stages};
+use crate::registry::ModelError;
 
 /// One NiN block.
 #[derive(Config, Debug)]
@@ -177,5 +180,36 @@ impl Describe for Nin {
         t.adaptive_avg_pool2d("gap", &self.gap)?;
         t.flatten("flatten");
         Ok(())
+    }
+}
+
+impl Family for NinConfig {
+    family_basics!(Nin, "nin");
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![Variant::new(
+            "nin",
+            "Network in Network, global average pooling head",
+            Self::new(),
+        )]
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        check_dropout(self.dropout)
+    }
+
+    /// The last block's three convolutions all have `classes` channels.
+    fn head(&self) -> Vec<String> {
+        vec!["blocks.3".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        numbered_stages("blocks", 3)
+    }
+}
+
+impl ZooNetwork for Nin {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        Nin::forward_tapped(self, images, taps)
     }
 }

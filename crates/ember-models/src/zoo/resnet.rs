@@ -2,13 +2,17 @@
 //! ("ResNet v1.5": the stride of a bottleneck sits on its 3x3 convolution).
 
 use super::Stem;
-use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
+use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, describe_residual};
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::named_stages;
+use crate::registry::ModelError;
+use crate::transfer::KeyTable;
 use serde::{Deserialize, Serialize};
 
 /// conv (no bias) + BN, with or without ReLU; padding keeps the size at stride 1.
@@ -76,29 +80,6 @@ impl BasicBlock {
         let out = self.conv2.forward(self.conv1.forward(x));
         Activation::Relu.forward(out + identity)
     }
-}
-
-/// Shared by both blocks: describe the residual path, then the shortcut, then the addition.
-fn describe_residual(
-    t: &mut Tracer,
-    path: &[(&str, &ConvBnAct)],
-    downsample: &Option<ConvBnAct>,
-) -> Result<(), SummaryError> {
-    let input = t.signal();
-    for (name, conv) in path {
-        t.scoped(name, |t| conv.describe(t))?;
-    }
-    let out = t.signal();
-    let skip = match downsample {
-        Some(d) => {
-            t.set_signal(input);
-            t.scoped("downsample", |t| d.describe(t))?;
-            t.signal()
-        }
-        None => input,
-    };
-    t.set_signal(out);
-    t.add("add", skip)
 }
 
 impl Describe for BasicBlock {
@@ -430,5 +411,114 @@ impl Describe for ResNet {
         t.adaptive_avg_pool2d("avgpool", &self.avgpool)?;
         t.flatten("flatten");
         t.linear("fc", &self.fc)
+    }
+}
+
+impl ResNetConfig {
+    /// The CIFAR-10 form: the 3x3 stem and 10 classes.
+    pub fn cifar(self) -> Self {
+        self.with_stem(Stem::Cifar).with_num_classes(10)
+    }
+}
+
+impl Family for ResNetConfig {
+    family_basics!(ResNet, "resnet");
+
+    fn variants() -> Vec<Variant<Self>> {
+        let r18 = || Self::basic([2, 2, 2, 2]);
+        let r34 = || Self::basic([3, 4, 6, 3]);
+        let r50 = || Self::bottleneck([3, 4, 6, 3]);
+        let r101 = || Self::bottleneck([3, 4, 23, 3]);
+        let r152 = || Self::bottleneck([3, 8, 36, 3]);
+        vec![
+            Variant::new("resnet18", "ResNet-18, basic blocks", r18()),
+            Variant::new("resnet34", "ResNet-34, basic blocks", r34()),
+            Variant::new("resnet50", "ResNet-50, bottlenecks", r50()),
+            Variant::new("resnet101", "ResNet-101, bottlenecks", r101()),
+            Variant::new("resnet152", "ResNet-152, bottlenecks", r152()),
+            Variant::new(
+                "resnet18_cifar",
+                "ResNet-18, 3x3 stem, 10 classes (3x32x32)",
+                r18().cifar(),
+            ),
+            Variant::new(
+                "resnet34_cifar",
+                "ResNet-34, 3x3 stem, 10 classes (3x32x32)",
+                r34().cifar(),
+            ),
+            Variant::new(
+                "resnet50_cifar",
+                "ResNet-50, 3x3 stem, 10 classes (3x32x32)",
+                r50().cifar(),
+            ),
+            Variant::new(
+                "resnet101_cifar",
+                "ResNet-101, 3x3 stem, 10 classes (3x32x32)",
+                r101().cifar(),
+            ),
+            Variant::new(
+                "resnet152_cifar",
+                "ResNet-152, 3x3 stem, 10 classes (3x32x32)",
+                r152().cifar(),
+            ),
+            Variant::new(
+                "resnext50_32x4d",
+                "ResNeXt-50, 32 groups of width 4",
+                r50().with_groups(32).with_width_per_group(4),
+            ),
+        ]
+    }
+
+    fn canonical_input(&self) -> [usize; 3] {
+        match self.stem {
+            Stem::Cifar => [self.in_channels, 32, 32],
+            Stem::Imagenet => [self.in_channels, 224, 224],
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        let bad = |msg: String| Err(ModelError::InvalidConfig(msg));
+        // The narrowest bottleneck (64 planes) has 64 * width_per_group / 64 * groups
+        // channels in its 3x3 convolution, a multiple of groups once it is not empty.
+        if self.base_channels == 0 {
+            return bad("base_channels must be at least 1".into());
+        }
+        if self.groups == 0 || self.width_per_group == 0 {
+            return bad(format!(
+                "groups ({}) and width_per_group ({}) must be at least 1",
+                self.groups, self.width_per_group
+            ));
+        }
+        if self.block == BlockKind::Basic && (self.groups != 1 || self.width_per_group != 64) {
+            return bad("basic blocks support only groups = 1 and width_per_group = 64 (use bottleneck blocks for ResNeXt)".into());
+        }
+        Ok(())
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["fc".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        named_stages(&["stem", "layer1", "layer2", "layer3", "layer4"])
+    }
+
+    /// torchvision: a conv1/bn1 stem; blocks with convK/bnK and downsample = Sequential(conv, bn).
+    fn torchvision_keys(&self) -> Option<KeyTable> {
+        Some(
+            KeyTable::torchvision()
+                .rule(r"^conv1\.", "stem.conv.")
+                .rule(r"^bn1\.", "stem.bn.")
+                .rule(r"^(layer[1-4]\.\d+)\.conv([1-3])\.", "${1}.conv${2}.conv.")
+                .rule(r"^(layer[1-4]\.\d+)\.bn([1-3])\.", "${1}.conv${2}.bn.")
+                .rule(r"^(layer[1-4]\.\d+)\.downsample\.0\.", "${1}.downsample.conv.")
+                .rule(r"^(layer[1-4]\.\d+)\.downsample\.1\.", "${1}.downsample.bn."),
+        )
+    }
+}
+
+impl ZooNetwork for ResNet {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        ResNet::forward_tapped(self, images, taps)
     }
 }

@@ -22,6 +22,9 @@ use crate::{Activation, InitScheme};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::named_stages;
+use crate::registry::ModelError;
 
 /// ResNet-9's configuration.
 #[derive(Config, Debug)]
@@ -164,5 +167,44 @@ impl Describe for ResNet9 {
         t.max_pool2d("pool", &self.pool)?;
         t.flatten("flatten");
         t.linear("fc", &self.fc)
+    }
+}
+
+impl Family for ResNet9Config {
+    family_basics!(ResNet9, "resnet9");
+
+    fn variants() -> Vec<Variant<Self>> {
+        vec![Variant::new(
+            "resnet9",
+            "ResNet-9 of the DAWNBench/Myrtle CIFAR-10 recipe, 10 classes (3x32x32)",
+            Self::new(),
+        )]
+    }
+
+    fn canonical_input(&self) -> [usize; 3] {
+        [self.in_channels, 32, 32]
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        if self.base_channels == 0 {
+            return Err(ModelError::InvalidConfig(
+                "base_channels must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["fc".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        named_stages(&["prep", "layer1", "layer2", "layer3"])
+    }
+}
+
+impl ZooNetwork for ResNet9 {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        ResNet9::forward_tapped(self, images, taps)
     }
 }

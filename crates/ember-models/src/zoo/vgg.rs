@@ -7,6 +7,10 @@ use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, numbered_stages};
+use crate::registry::ModelError;
+use crate::transfer::KeyTable;
 
 /// One VGG block: `num_convs` 3x3 convolutions (padding 1) then a 2x2/2 max pool,
 /// which halves the resolution.
@@ -206,5 +210,84 @@ impl Describe for Vgg {
         t.linear("fc1", &self.fc1)?;
         t.linear("fc2", &self.fc2)?;
         t.linear("fc3", &self.fc3)
+    }
+}
+
+impl VggConfig {
+    /// The VGG of `blocks` (e.g. [`VGG16`]), with or without batch norm.
+    pub fn of(blocks: [[usize; 2]; 5], batch_norm: bool) -> Self {
+        Self::new()
+            .with_blocks(blocks.to_vec())
+            .with_batch_norm(batch_norm)
+    }
+}
+
+impl Family for VggConfig {
+    family_basics!(Vgg, "vgg");
+
+    fn variants() -> Vec<Variant<Self>> {
+        let v = |name, about, blocks, bn| Variant::new(name, about, Self::of(blocks, bn));
+        vec![
+            v("vgg11", "VGG-11 (configuration A)", VGG11, false),
+            v("vgg13", "VGG-13 (configuration B)", VGG13, false),
+            v("vgg16", "VGG-16 (configuration D)", VGG16, false),
+            v("vgg19", "VGG-19 (configuration E)", VGG19, false),
+            v("vgg11_bn", "VGG-11 with batch norm", VGG11, true),
+            v("vgg13_bn", "VGG-13 with batch norm", VGG13, true),
+            v("vgg16_bn", "VGG-16 with batch norm", VGG16, true),
+            v("vgg19_bn", "VGG-19 with batch norm", VGG19, true),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        if self.blocks.is_empty() {
+            return Err(ModelError::InvalidConfig(
+                "a VGG needs at least one block".into(),
+            ));
+        }
+        check_dropout(self.dropout)
+    }
+
+    fn head(&self) -> Vec<String> {
+        vec!["fc3".into()]
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        numbered_stages("blocks", self.blocks.len())
+    }
+
+    /// torchvision's `features` is one Sequential: per conv, conv [bn] relu; per block, a max
+    /// pool. Count through it as its `make_layers` builds it.
+    fn torchvision_keys(&self) -> Option<KeyTable> {
+        let mut t = KeyTable::torchvision();
+        let mut i = 0;
+        for (b, &[convs, _]) in self.blocks.iter().enumerate() {
+            for j in 0..convs {
+                t = t.rule(
+                    format!(r"^features\.{i}\."),
+                    format!("blocks.{b}.convs.{j}.conv."),
+                );
+                if self.batch_norm {
+                    t = t.rule(
+                        format!(r"^features\.{}\.", i + 1),
+                        format!("blocks.{b}.convs.{j}.bn."),
+                    );
+                    i += 1;
+                }
+                i += 2;
+            }
+            i += 1;
+        }
+        Some(
+            t.rule(r"^classifier\.0\.", "fc1.")
+                .rule(r"^classifier\.3\.", "fc2.")
+                .rule(r"^classifier\.6\.", "fc3."),
+        )
+    }
+}
+
+impl ZooNetwork for Vgg {
+    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
+        Vgg::forward_tapped(self, images, taps)
     }
 }
