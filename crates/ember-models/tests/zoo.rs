@@ -294,7 +294,10 @@ fn configs_round_trip_through_json_and_toml() {
 fn every_family_is_read_back_under_its_own_arch_tag() {
     // The `arch` of a family (Family::ARCH) must be the serde tag of its ModelConfig variant,
     // or a config file written by one run could not be read by the next.
-    assert_eq!(ModelConfig::ARCHS.len(), 9, "{:?}", ModelConfig::ARCHS);
+    let mut archs = ModelConfig::ARCHS.to_vec();
+    archs.sort();
+    archs.dedup();
+    assert_eq!(archs.len(), ModelConfig::ARCHS.len(), "{:?}", ModelConfig::ARCHS);
     for &arch in ModelConfig::ARCHS {
         let defaults = ModelConfig::defaults_of(arch).expect("a family's defaults");
         let json = serde_json::to_value(&defaults).unwrap();
