@@ -34,6 +34,8 @@ const CANONICAL_PARAMS: &[(&str, usize)] = &[
     ("resnet18_cifar", 11_173_962),
     // Myrtle.ai's DAWNBench ResNet-9: convolutions without bias, BN, fc 512 -> 10 without bias.
     ("resnet9", 6_573_120),
+    // d2l's RegNetX-32 (1x64x64, 10 classes) with bias-free convolutions, counted by PyTorch.
+    ("regnetx32", 177_322),
     ("softmax_regression", 7_850),
     ("mlp", 203_530),
 ];
@@ -297,7 +299,12 @@ fn every_family_is_read_back_under_its_own_arch_tag() {
     let mut archs = ModelConfig::ARCHS.to_vec();
     archs.sort();
     archs.dedup();
-    assert_eq!(archs.len(), ModelConfig::ARCHS.len(), "{:?}", ModelConfig::ARCHS);
+    assert_eq!(
+        archs.len(),
+        ModelConfig::ARCHS.len(),
+        "{:?}",
+        ModelConfig::ARCHS
+    );
     for &arch in ModelConfig::ARCHS {
         let defaults = ModelConfig::defaults_of(arch).expect("a family's defaults");
         let json = serde_json::to_value(&defaults).unwrap();

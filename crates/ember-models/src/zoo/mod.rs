@@ -14,6 +14,7 @@ crate::family::families! {
     resnet: Resnet(ResNetConfig) => ResNet(ResNet),
     resnet9: Resnet9(ResNet9Config) => ResNet9(ResNet9),
     densenet: Densenet(DenseNetConfig) => DenseNet(DenseNet),
+    anynet: Anynet(AnyNetConfig) => AnyNet(AnyNet),
 }
 
 use serde::{Deserialize, Serialize};
