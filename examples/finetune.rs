@@ -116,7 +116,7 @@ fn run(name: &str, config: &TrainConfig) -> anyhow::Result<(f64, f64)> {
     if config.out.exists() {
         std::fs::remove_dir_all(&config.out)?;
     }
-    let outcome = trainer::train(config, false)?;
+    let outcome = trainer::Training::new(config).launch()?;
     let acc = outcome.report.as_ref().map_or(f64::NAN, |r| r.accuracy);
     println!(
         "{}",

@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         out: args.out.clone(),
         ..TrainConfig::default()
     };
-    let outcome = trainer::train(&config, false)?;
+    let outcome = trainer::Training::new(&config).launch()?;
     let report = outcome.report.as_ref();
     let train_images: f64 = outcome
         .records

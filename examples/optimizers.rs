@@ -90,7 +90,7 @@ fn main() -> Result<()> {
                 .with_context(|| format!("removing the old {}", config.out.display()))?;
         }
         println!("== {name} (lr {lr})");
-        let outcome = trainer::train(&config, false)?;
+        let outcome = trainer::Training::new(&config).launch()?;
         rows.push((i, name, lr, outcome));
     }
 

@@ -102,7 +102,9 @@ fn main() -> anyhow::Result<()> {
         out: args.out.clone(),
         ..TrainConfig::default()
     };
-    let outcome = trainer::train(&config, args.resume)?;
+    let outcome = trainer::Training::new(&config)
+        .resume(args.resume)
+        .launch()?;
     let report = outcome.report.as_ref();
     println!(
         "{}",

@@ -32,7 +32,6 @@ use ember::models::{Activation, InitScheme, Taps};
 use ember::train::config::{OptimizerKind, ScheduleKind, TrainConfig};
 use ember::train::diagnostics::{activation_stats, gradient_norms};
 use ember::train::plot::{Axes, Series, palette, panels_png};
-use ember::train::run::RunInfo;
 use ember::train::trainer::{self, AsItems};
 use ember::train::{Backend, Network};
 use std::path::PathBuf;
@@ -227,26 +226,18 @@ fn main() -> Result<()> {
 
             // Training, same data, seed and optimiser for every network.
             let config = TrainConfig {
+                model: label.clone(),
                 out: args.out.join(label.replace([' ', '+'], "_")),
                 ..base.clone()
             };
             if config.out.exists() {
                 std::fs::remove_dir_all(&config.out)?;
             }
-            let info = RunInfo {
-                model: label.clone(),
-                model_config: None,
-                input: data.input,
-                classes: data.classes.clone(),
-                eval_transforms: data.eval_transforms.clone(),
-                dataset: config.dataset.clone(),
-            };
-            let run_data = trainer::load_data(&config)?;
             println!("== {label}");
             let a = &args;
-            let trained = trainer::train_network(&config, run_data, info, false, |d| {
-                Ok(DeepMlp::new(form, init, a, classes, d))
-            })?;
+            let trained = trainer::Training::new(&config)
+                .network(|_, d| Ok(DeepMlp::new(form, init, a, classes, d)))
+                .launch()?;
             let pick = |f: &dyn Fn(&ember::train::logger::EpochRecord) -> Option<f64>| {
                 trained
                     .records

@@ -3,12 +3,10 @@
 use crate::args::{BackendArg, RunArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ember_data::loader::{ImageLoader, LoaderConfig};
 use ember_data::split::ClassSubset;
 use ember_data::transform::Preset;
 use ember_data::{ClassificationDataset, DatasetSpec, Split};
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
-use ember_train::eval::evaluate;
 use ember_train::finetune::Freeze;
 use ember_train::predict::{TrainedModel, top_k};
 use ember_train::run::RunDir;
@@ -417,7 +415,12 @@ fn train_and_report(config: TrainConfig, resume: bool) -> Result<()> {
         config.backend,
         config.out.display()
     );
-    let outcome = trainer::train(&config, resume)?;
+    // The run's events (backend choice, loaded weights, resume warnings) as the CLI shows
+    // them: warnings on stderr, the rest beside Burn's progress lines.
+    let outcome = trainer::Training::new(&config)
+        .resume(resume)
+        .on_event(trainer::print_event)
+        .launch()?;
     println!(
         "done in {:.1} s{}",
         outcome.seconds,
@@ -492,15 +495,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .dataset
         .as_ref()
         .map_or(trained.info.dataset.clone(), |s| s.to_string());
-    let ds: Arc<dyn burn::data::dataset::Dataset<ember_data::ImageItem>> =
-        Arc::new(trainer::AsItems(ds));
-    let loader = ImageLoader::new(
-        ds,
-        trained.info.eval_transforms.clone(),
-        LoaderConfig::in_order(args.batch_size, args.workers),
-        device.clone(),
-    )?;
-    let report = evaluate(&trained.model, &loader, &trained.info.classes, args.tta)
+    let report = trained
+        .evaluate(ds, args.batch_size, args.workers, args.tta)
         .with_context(|| format!("evaluating {}", args.run.display()))?;
     if args.json {
         println!(

@@ -10,7 +10,7 @@
 //! use ember_train::config::TrainConfig;
 //! let config = TrainConfig { model: "lenet5_modern".into(), dataset: "mnist".into(),
 //!     data_dir: Some("data/mnist-subset".into()), epochs: 2, ..TrainConfig::default() };
-//! let outcome = ember_train::trainer::train(&config, false)?;
+//! let outcome = ember_train::Training::new(&config).launch()?;
 //! println!("{:?}", outcome.report.map(|r| r.accuracy));
 //! # Ok::<(), ember_train::error::TrainError>(())
 //! ```
@@ -52,4 +52,4 @@ pub use backend::{Backend, BackendError};
 pub use classifier::{Classifier, Network};
 pub use config::TrainConfig;
 pub use error::TrainError;
-pub use trainer::{TrainOutcome, train, train_network};
+pub use trainer::{TrainOutcome, Training};

@@ -1,19 +1,28 @@
-//! Rebuilding a trained run's model, and classifying image files with it.
+//! Rebuilding a trained run's network (a zoo model or your own), and evaluating it or
+//! classifying image files with it.
 
+use crate::classifier::{Classifier, Network};
+use crate::config::Tta;
 use crate::error::{Result, TrainError};
+use crate::eval::{EvalReport, evaluate};
 use crate::run::{RunDir, RunInfo};
-use crate::trainer::load_weights;
+use crate::trainer::{AsItems, load_weights};
+use burn::data::dataset::Dataset;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use ember_data::Image;
+use ember_data::loader::{ImageLoader, LoaderConfig};
 use ember_data::transform::{Transform, apply_all};
+use ember_data::{ClassificationDataset, ImageItem};
 use ember_models::Model;
 use std::path::Path;
+use std::sync::Arc;
 
-/// A run's model in evaluation mode, with what it needs to read images.
-pub struct TrainedModel {
+/// A run's network in evaluation mode, with what it needs to read images: a zoo model
+/// ([`TrainedModel::load`]) or a network of your own ([`TrainedModel::load_with`]).
+pub struct TrainedModel<N = Model> {
     /// The network with the run's best (or final) weights.
-    pub model: Model,
+    pub model: N,
     /// The run's description.
     pub info: RunInfo,
     /// The device it lives on.
@@ -21,19 +30,43 @@ pub struct TrainedModel {
 }
 
 impl TrainedModel {
-    /// Loads the run in `dir` onto `device`.
+    /// Loads the run in `dir` (a zoo model) onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let run = RunDir::new(dir);
         let info = run.load_info()?;
-        let config = info.model_config.clone().ok_or_else(|| {
-            TrainError::file(run.info(), "this run trained a custom network; rebuild it in Rust and load its weights with `ember_train::trainer::load_weights`")
-        })?;
-        let model = config.init(device)?;
+        if info.model_config.is_none() {
+            return Err(TrainError::file(
+                run.info(),
+                format!(
+                    "this run trained a network of your own (`{}`); load it with `TrainedModel::load_with(run, device, build)`, giving the function that built it",
+                    info.model
+                ),
+            ));
+        }
+        Self::load_with(dir, device, |info, device| match &info.model_config {
+            Some(config) => Ok(config.init(device)?),
+            None => Err(TrainError::Config("no model configuration".into())),
+        })
+    }
+}
+
+impl<N: Network> TrainedModel<N> {
+    /// Loads the run in `dir` onto `device`, the network made by `build(info, device)` (the
+    /// same function that built it for training, see
+    /// [`Training::network`](crate::trainer::Training::network)).
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        build: impl FnOnce(&RunInfo, &Device) -> Result<N>,
+    ) -> Result<Self> {
+        let run = RunDir::new(dir);
+        let info = run.load_info()?;
+        let model = build(&info, device)?;
         let path = run.weights()?;
         // best.bpk / final.bpk hold the network; a checkpoint holds the Learner's wrapper.
         let model = match load_weights(model.clone(), &path) {
             Ok(m) => m,
-            Err(e) => load_weights(crate::classifier::Classifier::new(model), &path)
+            Err(e) => load_weights(Classifier::new(model), &path)
                 .map(|c| c.net)
                 .map_err(|_| e)?,
         };
@@ -42,6 +75,25 @@ impl TrainedModel {
             info,
             device: device.clone(),
         })
+    }
+
+    /// Accuracy, per-class accuracy, confusion and loss on `dataset` (its classes in the run's
+    /// order), read with the run's evaluation transforms.
+    pub fn evaluate(
+        &self,
+        dataset: Arc<dyn ClassificationDataset>,
+        batch_size: usize,
+        workers: usize,
+        tta: Tta,
+    ) -> Result<EvalReport> {
+        let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(dataset));
+        let loader = ImageLoader::new(
+            ds,
+            self.info.eval_transforms.clone(),
+            LoaderConfig::in_order(batch_size, workers),
+            self.device.clone(),
+        )?;
+        evaluate(&self.model, &loader, &self.info.classes, tta)
     }
 
     /// Reads an image file and prepares it as the model's input `[C, H, W]`.

@@ -6,6 +6,7 @@
 //! and crop each from its image to the receptive field of that unit, as the summary's
 //! receptive-field arithmetic places it ([`LayerRow::field_of`]).
 
+use crate::classifier::Network;
 use crate::diagnostics::{ActivationRow, GradientRow};
 use crate::error::{Result, TrainError};
 use crate::plot::{Axes, Series, palette, panels_png};
@@ -16,7 +17,7 @@ use burn::tensor::{Device, Int, Tensor};
 use ember_data::loader::{ImageLoader, LoaderConfig};
 use ember_data::transform::{Transform, apply_all, displayable};
 use ember_data::{Image, ImageItem};
-use ember_models::{LayerRow, Model, ParamPath, Taps};
+use ember_models::{LayerRow, ParamPath, Taps};
 use image::{Rgb, RgbImage};
 use plotters::style::RGBColor;
 use std::path::Path;
@@ -219,7 +220,7 @@ pub fn feature_grid(input: &Image, maps: &Tensor<3>) -> Result<RgbImage> {
 
 /// The names of the layers and blocks whose outputs can be shown (tap points), in forward
 /// order, for images of shape `input`.
-pub fn layer_names(model: &Model, input: [usize; 3], device: &Device) -> Vec<String> {
+pub fn layer_names<N: Network>(model: &N, input: [usize; 3], device: &Device) -> Vec<String> {
     let [c, h, w] = input;
     let mut taps = Taps::only(Vec::<String>::new());
     model.forward_tapped(Tensor::zeros([1, c, h, w], device), &mut taps);
@@ -227,7 +228,7 @@ pub fn layer_names(model: &Model, input: [usize; 3], device: &Device) -> Vec<Str
 }
 
 /// The output of layer `name` for a batch of images, or an error listing the layers.
-pub fn layer_output(model: &Model, images: Tensor<4>, name: &str) -> Result<Tensor<4>> {
+pub fn layer_output<N: Network>(model: &N, images: Tensor<4>, name: &str) -> Result<Tensor<4>> {
     let mut taps = Taps::only([name]);
     model.forward_tapped(images, &mut taps);
     match taps.get(name) {
@@ -257,8 +258,8 @@ pub struct Patch {
 /// For each of the first `channels` channels of layer `layer`, the `k` images of `dataset`
 /// (after `transforms`) whose strongest unit responds most, strongest first (one patch per
 /// image and channel, so that the `k` patches show `k` different images).
-pub fn top_patches(
-    model: &Model,
+pub fn top_patches<N: Network>(
+    model: &N,
     dataset: Arc<dyn Dataset<ImageItem>>,
     transforms: &[Transform],
     layer: &str,

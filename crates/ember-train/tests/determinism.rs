@@ -31,7 +31,7 @@ fn run(
         log_every_secs: 1e9,
         ..TrainConfig::default()
     };
-    trainer::train(&config, false).unwrap();
+    trainer::Training::new(&config).launch().unwrap();
     read_metrics(&out.join("metrics.csv")).unwrap()
 }
 

@@ -226,7 +226,7 @@ struct Shared {
 }
 
 /// What trains one trial: `(config, resume, hook) -> outcome`. [`search`] uses
-/// [`trainer::train_hooked`]; [`search_with`] takes another (a test's, to make a trial fail
+/// a [`trainer::Training`] with the hook; [`search_with`] takes another (a test's, to make a trial fail
 /// or panic on purpose).
 pub type TrialTrainer =
     dyn Fn(&TrainConfig, bool, EpochHook) -> Result<trainer::TrainOutcome> + Sync;
@@ -240,7 +240,10 @@ pub fn search(
     dir: &Path,
 ) -> Result<SearchOutcome> {
     search_with(space, space_text, options, dir, &|config, resume, hook| {
-        trainer::train_hooked(config, resume, Some(hook))
+        trainer::Training::new(config)
+            .resume(resume)
+            .with_hook(hook)
+            .launch()
     })
 }
 

@@ -88,7 +88,7 @@ fn frozen_layers_and_their_batch_norm_statistics_stay_bit_identical() {
     let source = dir.path().join("source");
     let mut pre = config(&source, vec![0, 1, 2, 3, 4]);
     pre.train_limit = Some(256);
-    trainer::train(&pre, false).unwrap();
+    trainer::Training::new(&pre).launch().unwrap();
     let before = tensors(&source, None);
     // Pre-training moved the statistics away from 0 and 1, so a frozen copy is telling.
     assert!(before["stem.bn.running_mean"].iter().any(|&v| v != 0.0));
@@ -102,7 +102,7 @@ fn frozen_layers_and_their_batch_norm_statistics_stay_bit_identical() {
             from: source.clone(),
             ..ft
         });
-        let outcome = trainer::train(&c, false).unwrap();
+        let outcome = trainer::Training::new(&c).launch().unwrap();
         assert_eq!(outcome.records.len(), epochs);
         out
     };
@@ -160,7 +160,7 @@ fn a_zero_backbone_rate_trains_only_the_head() {
     let source = dir.path().join("source");
     let mut pre = config(&source, vec![0, 1, 2, 3, 4]);
     pre.train_limit = Some(64);
-    trainer::train(&pre, false).unwrap();
+    trainer::Training::new(&pre).launch().unwrap();
     let before = tensors(&source, None);
 
     let out = dir.path().join("tuned");
@@ -173,7 +173,7 @@ fn a_zero_backbone_rate_trains_only_the_head() {
         backbone_lr_factor: 0.0,
         ..FinetuneConfig::default()
     });
-    trainer::train(&c, false).unwrap();
+    trainer::Training::new(&c).launch().unwrap();
     let after = tensors(&out, Some("model-1.bpk"));
     // Same classes: the head was loaded, then trained at the full rate.
     assert!(differs(&before, &after, "fc.weight"));
@@ -195,7 +195,7 @@ fn bad_fine_tuning_options_fail_before_training() {
         from: dir.path().join("nowhere.pth"),
         ..FinetuneConfig::default()
     });
-    let err = trainer::train(&c, false).unwrap_err().to_string();
+    let err = trainer::Training::new(&c).launch().unwrap_err().to_string();
     assert!(err.contains("nowhere.pth"), "{err}");
 
     c.finetune = Some(FinetuneConfig {
@@ -203,7 +203,7 @@ fn bad_fine_tuning_options_fail_before_training() {
         freeze: Freeze::Stages(9),
         ..FinetuneConfig::default()
     });
-    let err = trainer::train(&c, false).unwrap_err().to_string();
+    let err = trainer::Training::new(&c).launch().unwrap_err().to_string();
     assert!(
         err.contains("stages:9") && err.contains("5 stages"),
         "{err}"
@@ -214,7 +214,7 @@ fn bad_fine_tuning_options_fail_before_training() {
         freeze: "prefix:layer9".parse().unwrap(),
         ..FinetuneConfig::default()
     });
-    let err = trainer::train(&c, false).unwrap_err().to_string();
+    let err = trainer::Training::new(&c).launch().unwrap_err().to_string();
     assert!(err.contains("layer9") && err.contains("layer1"), "{err}");
 
     c.finetune = Some(FinetuneConfig {
@@ -222,7 +222,7 @@ fn bad_fine_tuning_options_fail_before_training() {
         unfreeze_after: Some(1),
         ..FinetuneConfig::default()
     });
-    let err = trainer::train(&c, false).unwrap_err().to_string();
+    let err = trainer::Training::new(&c).launch().unwrap_err().to_string();
     assert!(err.contains("--unfreeze-after"), "{err}");
     assert!(!out.join("checkpoint").exists());
 

@@ -25,7 +25,7 @@ fn trains_on_two_cpu_devices() {
         log_every_secs: 1e9,
         ..TrainConfig::default()
     };
-    let outcome = trainer::train(&config, false).unwrap();
+    let outcome = trainer::Training::new(&config).launch().unwrap();
     assert_eq!(outcome.records.len(), 2);
     let r = outcome.report.unwrap();
     assert!(r.accuracy > 0.5, "learned on two devices: {}", r.accuracy);
@@ -44,14 +44,12 @@ fn trains_on_two_cpu_devices() {
         2,
         "33, 33 and 34 images"
     );
-    let single = trainer::train(
-        &TrainConfig {
-            devices: 1,
-            out: dir.path().join("single"),
-            ..config.clone()
-        },
-        false,
-    )
+    let single = trainer::Training::new(&TrainConfig {
+        devices: 1,
+        out: dir.path().join("single"),
+        ..config.clone()
+    })
+    .launch()
     .unwrap();
     for (two, one) in outcome.records.iter().zip(&single.records) {
         let (a, b) = (two.lr.unwrap(), one.lr.unwrap());

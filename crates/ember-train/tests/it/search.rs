@@ -425,7 +425,10 @@ fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
         if config.out.ends_with("trial-001") {
             panic!("injected fault in trial 1 (lr {})", config.lr);
         }
-        ember_train::trainer::train_hooked(config, resume, Some(hook))
+        ember_train::trainer::Training::new(config)
+            .resume(resume)
+            .with_hook(hook)
+            .launch()
     })
     .unwrap();
     assert_eq!(outcome.trials.len(), 3);

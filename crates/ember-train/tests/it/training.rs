@@ -75,7 +75,7 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let config = quick(&out);
-    let outcome = trainer::train(&config, false).unwrap();
+    let outcome = trainer::Training::new(&config).launch().unwrap();
 
     // It learned: chance is 10%.
     let report = outcome.report.as_ref().expect("a test report");
@@ -182,7 +182,7 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     assert_eq!(again, config);
 
     // A run directory is not overwritten by accident.
-    let err = trainer::train(&config, false).unwrap_err();
+    let err = trainer::Training::new(&config).launch().unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
 
     // Resume continues to a longer run, keeping the first epochs' rows.
@@ -190,7 +190,10 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         epochs: 3,
         ..config
     };
-    let resumed = trainer::train(&longer, true).unwrap();
+    let resumed = trainer::Training::new(&longer)
+        .resume(true)
+        .launch()
+        .unwrap();
     let rows3 = read_metrics(&out.join("metrics.csv")).unwrap();
     assert_eq!(rows3.len(), 3);
     let grads3 = read_gradients(&out.join("gradients.csv")).unwrap();
@@ -213,7 +216,24 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         epochs: 4,
         ..longer.clone()
     };
-    trainer::train(&four, true).unwrap();
+    // The fallback is reported through the run's events, not printed by the library.
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    trainer::Training::new(&four)
+        .resume(true)
+        .on_event(move |e| seen.lock().unwrap().push(e.clone()))
+        .launch()
+        .unwrap();
+    let events = events.lock().unwrap().clone();
+    assert!(
+        matches!(&events[..], [
+            trainer::Event::DamagedCheckpoint { epoch: 3, why },
+            trainer::Event::ResumingEarlier { epoch: 2, newest: 3 },
+            trainer::Event::Resuming { epoch: 2, .. },
+        ] if why.contains("optim-3.bpk")),
+        "{events:?}"
+    );
+    assert!(events[..2].iter().all(|e| e.is_warning()) && !events[2].is_warning());
     let rows4 = read_metrics(&out.join("metrics.csv")).unwrap();
     assert_eq!(
         rows4.iter().map(|r| r.epoch).collect::<Vec<_>>(),
@@ -224,11 +244,15 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     // Killed after the last epoch's checkpoint but before the report: a resume finishes it
     // without training again; a finished run is not resumed.
     std::fs::remove_file(out.join("report.json")).unwrap();
-    let finished = trainer::train(&four, true).unwrap();
+    let finished = trainer::Training::new(&four).resume(true).launch().unwrap();
     assert!(out.join("report.json").is_file());
     assert_eq!(read_metrics(&out.join("metrics.csv")).unwrap(), rows4);
     assert_eq!(finished.records, rows4);
-    let err = trainer::train(&four, true).unwrap_err().to_string();
+    let err = trainer::Training::new(&four)
+        .resume(true)
+        .launch()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already finished"), "{err}");
 
     // When no checkpoint reads back, the resume is a typed error naming the files, not a panic.
@@ -239,7 +263,11 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         epochs: 5,
         ..longer
     };
-    let err = trainer::train(&five, true).unwrap_err().to_string();
+    let err = trainer::Training::new(&five)
+        .resume(true)
+        .launch()
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("no readable checkpoint") && err.contains("scheduler-4.bpk"),
         "{err}"
@@ -358,7 +386,7 @@ fn bad_configurations_fail_before_training() {
         cases.push((config, needle));
     }
     for (config, needle) in cases {
-        let err = trainer::train(&config, false).unwrap_err();
+        let err = trainer::Training::new(&config).launch().unwrap_err();
         assert!(
             err.to_string().contains(needle),
             "{} -> {err}",
@@ -370,7 +398,10 @@ fn bad_configurations_fail_before_training() {
         );
     }
     // Resuming a directory without checkpoints.
-    let err = trainer::train(&base, true).unwrap_err();
+    let err = trainer::Training::new(&base)
+        .resume(true)
+        .launch()
+        .unwrap_err();
     assert!(err.to_string().contains("no complete checkpoint"), "{err}");
 }
 
@@ -384,7 +415,7 @@ fn a_diverging_run_stops_with_a_clear_error() {
         schedule: ScheduleKind::Constant,
         ..quick(&out)
     };
-    let err = trainer::train(&config, false).unwrap_err();
+    let err = trainer::Training::new(&config).launch().unwrap_err();
     assert!(
         matches!(err, TrainError::NonFinite { epoch: 1, .. }),
         "{err}"
@@ -414,7 +445,7 @@ fn early_stopping_stops_and_keeps_the_best_epoch() {
         schedule: ScheduleKind::Constant,
         ..quick(&out)
     };
-    let outcome = trainer::train(&config, false).unwrap();
+    let outcome = trainer::Training::new(&config).launch().unwrap();
     assert!(outcome.stopped_early);
     assert_eq!(
         outcome.records.len(),
@@ -571,7 +602,9 @@ fn refuses_to_write_into_a_directory_it_did_not_make() {
     let dir = tempfile::tempdir().unwrap();
     let mine = dir.path().join("notes.txt");
     std::fs::write(&mine, "my thesis").unwrap();
-    let e = trainer::train(&quick(dir.path()), false).unwrap_err();
+    let e = trainer::Training::new(&quick(dir.path()))
+        .launch()
+        .unwrap_err();
     assert!(
         e.to_string().contains("run.json") && e.to_string().contains("another --out"),
         "{e}"
@@ -643,7 +676,10 @@ fn a_failing_metric_log_does_not_end_the_run() {
         }
         false
     });
-    let outcome = trainer::train_hooked(&quick(&out), false, Some(hook)).unwrap();
+    let outcome = trainer::Training::new(&quick(&out))
+        .with_hook(hook)
+        .launch()
+        .unwrap();
     assert_eq!(outcome.records.len(), 2, "both epochs trained");
     // The best checkpoint still follows the validation accuracy (answered by Ember's logger).
     let best = outcome.best_epoch.unwrap();

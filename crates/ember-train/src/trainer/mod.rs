@@ -1,0 +1,360 @@
+//! One training run on Burn's Learner, from a [`TrainConfig`] to a run directory, through one
+//! entry point, the [`Training`] builder (in the spirit of Burn's own
+//! `SupervisedTraining::new(..).with_..().launch(..)`):
+//!
+//! ```no_run
+//! # use ember_train::{config::TrainConfig, trainer::Training};
+//! # let config = TrainConfig::default();
+//! // The zoo model named in the config (fine-tuned when it has a `[finetune]` table).
+//! let outcome = Training::new(&config).launch()?;
+//! // Continue a killed run from its last checkpoint, showing progress your own way.
+//! let outcome = Training::new(&config)
+//!     .resume(true)
+//!     .on_event(|event| eprintln!("{event}"))
+//!     .launch()?;
+//! # Ok::<(), ember_train::error::TrainError>(())
+//! ```
+//!
+//! A network of your own trains the same way with [`Training::network`] (see
+//! `examples/custom_model.rs`). The files follow the run: [`data`] (datasets, splits,
+//! transforms), [`network`] (which network, devices, seeding, weights on disk), [`tuning`]
+//! (fine-tuning's setup), [`phases`] (the run directory, resume, one Learner launch per
+//! phase), [`learner`] (Burn's Learner wiring) and [`report`] (final weights and evaluation).
+
+pub mod data;
+pub mod learner;
+pub mod network;
+pub mod phases;
+pub mod report;
+pub mod tuning;
+
+pub use data::{AsItems, RunData, load_data};
+pub use learner::{best_epoch, optimizer_steps_per_epoch};
+pub use network::{devices, load_weights, model_config, save_weights, seeded_init};
+pub use tuning::Tuning;
+
+use crate::backend::Backend;
+use crate::classifier::Network;
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::eval::EvalReport;
+use crate::logger::{EpochHook, EpochRecord};
+use crate::run::{RunDir, RunInfo};
+use burn::tensor::Device;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run directory.
+    pub run: RunDir,
+    /// Every epoch's metrics, resumed ones included.
+    pub records: Vec<EpochRecord>,
+    /// The best epoch by the monitored metric (with validation).
+    pub best_epoch: Option<usize>,
+    /// The evaluation of the best (or final) weights on the test split, or the validation split.
+    pub report: Option<EvalReport>,
+    /// Which split the report is on.
+    pub report_split: String,
+    /// Whether early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
+    /// Wall-clock seconds of this invocation's training.
+    pub seconds: f64,
+}
+
+/// What a run reports besides Burn's progress display: choices it made and warnings. The
+/// library prints nothing itself; [`Training`] hands each event to its handler
+/// ([`print_event`] unless [`Training::on_event`] sets another).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `--backend auto` chose a backend.
+    BackendChosen {
+        /// Which and why, e.g. `flex (no GPU adapter found)`.
+        reason: String,
+    },
+    /// Fine-tuning loaded pre-trained weights.
+    PretrainedLoaded {
+        /// The file read.
+        source: PathBuf,
+        /// What was loaded, missing or re-initialised.
+        report: String,
+    },
+    /// A resume skips a damaged checkpoint.
+    DamagedCheckpoint {
+        /// Its epoch.
+        epoch: usize,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A resume starts from an older checkpoint than the newest (which is damaged).
+    ResumingEarlier {
+        /// The epoch resumed from.
+        epoch: usize,
+        /// The newest (damaged) one.
+        newest: usize,
+    },
+    /// A Learner launch continues the run from a checkpoint.
+    Resuming {
+        /// The run directory.
+        run: PathBuf,
+        /// The checkpoint's epoch.
+        epoch: usize,
+    },
+    /// A fine-tuning phase starts.
+    Phase {
+        /// Its first epoch.
+        first: usize,
+        /// Its last epoch.
+        last: usize,
+        /// Parameters that train.
+        trainable: usize,
+        /// Values frozen.
+        frozen: usize,
+    },
+    /// Every epoch was trained before the run was killed: only the final weights and the
+    /// report are written.
+    Finishing {
+        /// The epochs trained.
+        epochs: usize,
+    },
+}
+
+impl Event {
+    /// Whether the event warns of something the user may want to act on.
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Event::DamagedCheckpoint { .. } | Event::ResumingEarlier { .. }
+        )
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::BackendChosen { reason } => write!(f, "backend auto -> {reason}"),
+            Event::PretrainedLoaded { source, report } => {
+                write!(f, "loaded {}: {report}", source.display())
+            }
+            Event::DamagedCheckpoint { epoch, why } => write!(
+                f,
+                "checkpoint of epoch {epoch} is damaged, not resuming from it ({why})"
+            ),
+            Event::ResumingEarlier { epoch, newest } => write!(
+                f,
+                "resuming from epoch {epoch} instead of {newest}; epochs after {epoch} are trained again"
+            ),
+            Event::Resuming { run, epoch } => {
+                write!(f, "resuming {} from epoch {epoch}", run.display())
+            }
+            Event::Phase {
+                first,
+                last,
+                trainable,
+                frozen,
+            } => write!(
+                f,
+                "epochs {first}-{last}: {trainable} parameters train, {frozen} frozen"
+            ),
+            Event::Finishing { epochs } => write!(
+                f,
+                "all {epochs} epochs trained; writing the final weights and report"
+            ),
+        }
+    }
+}
+
+/// The default event handler, as the `ember` command shows events: warnings on stderr with
+/// `warning: `, the rest on stdout.
+pub fn print_event(event: &Event) {
+    if event.is_warning() {
+        eprintln!("warning: {event}");
+    } else {
+        println!("{event}");
+    }
+}
+
+/// An event handler, shared with the threads a run starts.
+#[derive(Clone)]
+pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl Events {
+    /// Hands `event` to the handler.
+    pub fn emit(&self, event: Event) {
+        (self.0)(&event)
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Events")
+    }
+}
+
+/// What every run of a [`Training`] shares, whichever network it trains.
+pub(crate) struct Setup<'a> {
+    pub config: &'a TrainConfig,
+    pub resume: bool,
+    pub hook: Option<EpochHook>,
+    pub events: Events,
+}
+
+/// The network of the config: the zoo model it names ([`Training::new`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ZooModel;
+
+/// A network of your own, built by a function of the run's [`RunInfo`] (image shape, classes)
+/// and the device ([`Training::network`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CustomNetwork<F>(F);
+
+/// One training run: the builder that is the entry point of every training (the `ember`
+/// command, search trials, examples, tests).
+pub struct Training<'a, N = ZooModel> {
+    config: &'a TrainConfig,
+    resume: bool,
+    hook: Option<EpochHook>,
+    events: Events,
+    network: N,
+}
+
+impl<'a> Training<'a> {
+    /// A run of the zoo model named in `config` (fine-tuned when `config.finetune` is set),
+    /// written to `config.out`.
+    pub fn new(config: &'a TrainConfig) -> Self {
+        Self {
+            config,
+            resume: false,
+            hook: None,
+            events: Events(Arc::new(print_event)),
+            network: ZooModel,
+        }
+    }
+}
+
+impl<'a, N> Training<'a, N> {
+    /// With `true`, continues the run in `config.out` from its last complete checkpoint.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Asks `hook` after every epoch whether to stop (see [`EpochHook`]).
+    pub fn with_hook(mut self, hook: EpochHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Hands every [`Event`] to `handler` instead of printing it.
+    pub fn on_event(mut self, handler: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.events = Events(Arc::new(handler));
+        self
+    }
+
+    /// Trains a network of your own instead of a zoo model: `build(info, device)` makes it
+    /// for the run's images (`info.input`) and classes (`info.classes`). `config.model` names
+    /// it in the run directory. The same function rebuilds it for evaluation and prediction
+    /// ([`TrainedModel::load_with`](crate::predict::TrainedModel::load_with)).
+    pub fn network<M, F>(self, build: F) -> Training<'a, CustomNetwork<F>>
+    where
+        M: Network,
+        F: Fn(&RunInfo, &Device) -> Result<M>,
+    {
+        Training {
+            config: self.config,
+            resume: self.resume,
+            hook: self.hook,
+            events: self.events,
+            network: CustomNetwork(build),
+        }
+    }
+
+    fn setup(&self) -> Setup<'a> {
+        Setup {
+            config: self.config,
+            resume: self.resume,
+            hook: self.hook.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    fn announce_backend(&self) {
+        if self.config.backend == Backend::Auto {
+            self.events.emit(Event::BackendChosen {
+                reason: self.config.backend.resolve().reason,
+            });
+        }
+    }
+}
+
+impl Training<'_, ZooModel> {
+    /// Trains; returns what the run produced.
+    pub fn launch(self) -> Result<TrainOutcome> {
+        let config = self.config;
+        config.validate()?;
+        self.announce_backend();
+        let setup = self.setup();
+        let devices = devices(config.backend, config.devices)?;
+        let data = load_data(config)?;
+        let model_cfg = model_config(config, data.input, data.classes.len(), &devices[0])?;
+        let info = RunInfo {
+            model: config.model.clone(),
+            model_config: Some(model_cfg.clone()),
+            input: data.input,
+            classes: data.classes.clone(),
+            eval_transforms: data.eval_transforms.clone(),
+            dataset: config.dataset.clone(),
+        };
+        let Some(ft) = &config.finetune else {
+            let build = move |d: &Device| model_cfg.init(d).map_err(TrainError::from);
+            return phases::train_network(&setup, data, info, build, None);
+        };
+        let (tuning, pretrained) =
+            tuning::prepare(config, ft, &model_cfg, &data, &devices[0], &setup.events)?;
+        let build = move |d: &Device| {
+            let mut model = model_cfg.init(d)?;
+            if let Some(p) = &pretrained {
+                // Copy the values into a model made on the training device: parameters keep
+                // that model's gradient tracking.
+                use burn::store::ModuleSnapshot;
+                let result = model.apply(p.collect(None, None, true), None, None, true);
+                if !result.errors.is_empty() || !result.missing.is_empty() {
+                    return Err(TrainError::Config(format!(
+                        "copying the pre-trained weights failed: {result}"
+                    )));
+                }
+            }
+            Ok(model)
+        };
+        phases::train_network(&setup, data, info, build, Some(&tuning))
+    }
+}
+
+impl<M, F> Training<'_, CustomNetwork<F>>
+where
+    M: Network,
+    F: Fn(&RunInfo, &Device) -> Result<M>,
+{
+    /// Trains; returns what the run produced.
+    pub fn launch(self) -> Result<TrainOutcome> {
+        let config = self.config;
+        config.validate_options()?;
+        self.announce_backend();
+        let setup = self.setup();
+        let data = load_data(config)?;
+        let info = RunInfo {
+            model: config.model.clone(),
+            model_config: None,
+            input: data.input,
+            classes: data.classes.clone(),
+            eval_transforms: data.eval_transforms.clone(),
+            dataset: config.dataset.clone(),
+        };
+        let CustomNetwork(build) = &self.network;
+        let for_build = info.clone();
+        phases::train_network(&setup, data, info, |d| build(&for_build, d), None)
+    }
+}

@@ -1,0 +1,226 @@
+//! One run from start to end: the run directory checked (or continued), the phases trained.
+
+use super::learner::{self, Phase};
+use super::report::finish;
+use super::{
+    AsItems, Event, RunData, Setup, TrainOutcome, Tuning, devices, load_weights, seeded_init,
+};
+use crate::classifier::{Classifier, Network};
+use crate::error::{Result, TrainError};
+use crate::logger::{SharedRecords, read_metrics};
+use crate::run::{RunDir, RunInfo, write_atomic};
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use ember_data::loader::{ImageLoader, LoaderConfig};
+use ember_data::transform::Transform;
+use ember_data::{ClassificationDataset, ImageItem};
+use std::sync::{Arc, Mutex};
+
+/// Trains the network `build` makes (pre-trained weights loaded, for fine-tuning) on `data`:
+/// checks or continues the run directory, then one Learner launch per phase (fine-tuning with
+/// `unfreeze_after` has two), then [`finish`]es the run.
+pub(crate) fn train_network<N: Network>(
+    setup: &Setup,
+    data: RunData,
+    info: RunInfo,
+    build: impl Fn(&Device) -> Result<N>,
+    tuning: Option<&Tuning>,
+) -> Result<TrainOutcome> {
+    let Setup {
+        config,
+        resume,
+        hook,
+        events,
+    } = setup;
+    let (config, resume) = (*config, *resume);
+    config.validate_options()?;
+    let run = RunDir::new(&config.out);
+    let devices = devices(config.backend, config.devices)?;
+    let device = devices[0].clone();
+    let start_epoch = if resume {
+        let (newest, damaged) = run.resumable_checkpoint();
+        for (epoch, why) in &damaged {
+            events.emit(Event::DamagedCheckpoint {
+                epoch: *epoch,
+                why: why.clone(),
+            });
+        }
+        let e = newest.ok_or_else(|| {
+            let why = if damaged.is_empty() {
+                "no complete checkpoint to resume from (model-N, optim-N and scheduler-N .bpk); start a new run instead".to_string()
+            } else {
+                format!(
+                    "no readable checkpoint to resume from ({}); start a new run instead",
+                    damaged.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join("; ")
+                )
+            };
+            TrainError::file(run.checkpoints(), why)
+        })?;
+        if let Some((newer, _)) = damaged.first() {
+            events.emit(Event::ResumingEarlier {
+                epoch: e,
+                newest: *newer,
+            });
+        }
+        // A run killed after its last checkpoint but before its final weights and report
+        // were written is finished by a resume (no epoch trains); a finished one is not.
+        let finished = run.final_weights().is_file() && run.root.join("report.json").is_file();
+        if e >= config.epochs && finished {
+            return Err(TrainError::Config(format!(
+                "the run already finished its {} epochs (checkpoint of epoch {e}); raise --epochs to train further",
+                config.epochs
+            )));
+        }
+        e
+    } else {
+        if run.latest_checkpoint().is_some() {
+            return Err(TrainError::file(
+                &run.root,
+                "already holds a run's checkpoints; continue it with `ember train --resume RUN_DIR` or choose another --out",
+            ));
+        }
+        run.ensure_ours()?;
+        0
+    };
+    std::fs::create_dir_all(&run.root).map_err(|e| {
+        TrainError::file(&run.root, format!("cannot create the run directory: {e}"))
+    })?;
+    config.save(&run.config())?;
+    run.save_info(&info)?;
+    write_validation_list(&run, data.valid.as_ref())?;
+
+    let ad = device.clone().autodiff();
+    let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
+        let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
+        ImageLoader::new(
+            ds,
+            transforms,
+            LoaderConfig {
+                batch_size: config.batch_size,
+                shuffle,
+                seed: config.seed,
+                workers: config.workers,
+                drop_last: false,
+            },
+            device.clone(),
+        )
+    };
+    let train_items = data.train.len();
+    let has_validation = !data.valid.is_empty();
+    let records: SharedRecords = Arc::new(Mutex::new(if resume && run.metrics().is_file() {
+        let mut r = read_metrics(&run.metrics())?;
+        r.retain(|r| r.epoch <= start_epoch);
+        r
+    } else {
+        Vec::new()
+    }));
+
+    // Phases: one Learner launch each. Plain training is one phase; fine-tuning with
+    // `unfreeze_after = n` trains the head alone to epoch n, then resumes from that
+    // checkpoint with everything trainable.
+    let phases: Vec<(usize, Vec<String>)> = match tuning {
+        Some(t) => match t.unfreeze_after {
+            Some(n) => vec![(n, t.head_only.clone()), (config.epochs, t.frozen.clone())],
+            None => vec![(config.epochs, t.frozen.clone())],
+        },
+        None => vec![(config.epochs, Vec::new())],
+    };
+    let mut start_epoch = start_epoch;
+    let mut seconds = 0.0;
+    let mut last = None;
+    for (end, frozen) in phases {
+        if end <= start_epoch {
+            continue;
+        }
+        // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles
+        // and augmentation. A resumed run reseeds the backend with the epoch so that dropout
+        // does not replay the first epoch's masks.
+        let net = seeded_init(
+            &device,
+            config.seed.wrapping_add(start_epoch as u64 * 7919),
+            || build(&ad),
+        )?;
+        let (net, frozen_values) = crate::finetune::freeze_prefixes(net, &frozen);
+        let mut model = Classifier::new(net)
+            .with_label_smoothing(
+                (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32),
+            )
+            .with_grad_scale(1.0 / devices.len() as f32);
+        if start_epoch > 0 {
+            // The Learner loads this checkpoint too; loading it here first gives the model the
+            // checkpoint's parameter ids, which the learning-rate groups below refer to.
+            model = load_weights(model, &run.model_checkpoint(start_epoch))?;
+        }
+        if tuning.is_some() {
+            let (trainable, _) = crate::finetune::count_trainable(&model.net);
+            events.emit(Event::Phase {
+                first: start_epoch + 1,
+                last: end,
+                trainable,
+                frozen: frozen_values,
+            });
+        }
+        let outcome = learner::launch(
+            config,
+            &run,
+            model,
+            Phase {
+                start_epoch,
+                end,
+                records: records.clone(),
+                hook: hook.clone(),
+                tuning,
+            },
+            &data,
+            &devices,
+            &loader,
+            train_items,
+            has_validation,
+            events,
+        )?;
+        seconds += outcome.1;
+        last = Some(outcome.0);
+        let reached = records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map_or(0, |r| r.epoch);
+        if reached < end {
+            // Early stopping or a hook ended the run.
+            break;
+        }
+        start_epoch = end;
+    }
+    let final_net = match last {
+        Some(net) => net,
+        // Every epoch was trained before a kill: finish from the last checkpoint.
+        None if start_epoch > 0 => {
+            events.emit(Event::Finishing {
+                epochs: start_epoch,
+            });
+            load_weights(
+                Classifier::new(build(&ad)?),
+                &run.model_checkpoint(start_epoch),
+            )?
+            .net
+        }
+        None => return Err(TrainError::Config("nothing to train".into())),
+    };
+    let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    finish(config, run, &data, records, final_net, seconds, &device)
+}
+
+/// Writes `validation.txt`, the held-out images one per line (`class/image.jpg`), when the
+/// dataset can name them (an ImageFolder): the record of exactly which images a run never
+/// trained on, which `benches/torch_cifar_parity.py` reads to hold out the same ones.
+fn write_validation_list(run: &RunDir, valid: &dyn ClassificationDataset) -> Result<()> {
+    let names: Option<Vec<String>> = (0..valid.len()).map(|i| valid.source(i)).collect();
+    match names {
+        Some(names) if !names.is_empty() => {
+            let mut text = names.join("\n");
+            text.push('\n');
+            write_atomic(&run.root.join("validation.txt"), text.as_bytes())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,97 @@
+//! The end of a run: the final and best weights, the curves, and the evaluation of the best
+//! weights on the test split (or the validation split).
+
+use super::{AsItems, RunData, TrainOutcome, best_epoch, load_weights, save_weights};
+use crate::classifier::{Classifier, Network};
+use crate::config::TrainConfig;
+use crate::error::Result;
+use crate::eval::evaluate;
+use crate::logger::EpochRecord;
+use crate::run::RunDir;
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use ember_data::ImageItem;
+use ember_data::loader::{ImageLoader, LoaderConfig};
+use std::sync::Arc;
+
+/// Writes the final and best weights, the curves and the evaluation report of a trained run.
+pub(crate) fn finish<N: Network>(
+    config: &TrainConfig,
+    run: RunDir,
+    data: &RunData,
+    records: Vec<EpochRecord>,
+    final_net: N,
+    seconds: f64,
+    device: &Device,
+) -> Result<TrainOutcome> {
+    let has_validation = !data.valid.is_empty();
+    save_weights(&final_net, &run.final_weights())?;
+
+    let best_epoch = best_epoch(&records, config.monitor);
+    let mut eval_net = final_net.valid();
+    if let Some(best) = best_epoch {
+        // Checkpoints hold the Learner's model (the network inside a `Classifier`); best.bpk
+        // and final.bpk hold the network alone, as `ember eval` and fine-tuning load it.
+        let path = run.model_checkpoint(best);
+        if path.is_file() {
+            let best_net = load_weights(Classifier::new(final_net.clone()), &path)?.net;
+            save_weights(&best_net, &run.best())?;
+            eval_net = best_net.valid();
+        }
+    }
+    let last_epoch = records.last().map_or(0, |r| r.epoch);
+    let stopped_early = last_epoch < config.epochs;
+    if !records.is_empty() {
+        let name = config.model.clone();
+        crate::plot::curves_png(&[(name, records.clone())], &run.curves())?;
+    }
+
+    // Evaluate on the official test split, else on the validation split.
+    let (split_name, eval_ds) = match (&data.test, has_validation) {
+        (Some(t), _) => ("test", Some(t.clone())),
+        (None, true) => ("validation", Some(data.valid.clone())),
+        (None, false) => ("training", None),
+    };
+    let eval_device = device.clone();
+    let report = match eval_ds {
+        Some(ds) => {
+            let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
+            let loader = ImageLoader::new(
+                ds,
+                data.eval_transforms.clone(),
+                LoaderConfig {
+                    batch_size: config.batch_size.max(64),
+                    shuffle: false,
+                    seed: config.seed,
+                    workers: config.workers,
+                    drop_last: false,
+                },
+                eval_device,
+            )?;
+            let report = evaluate(&eval_net, &loader, &data.classes, config.tta)?;
+            let which = if best_epoch.is_some() {
+                format!("best epoch ({})", best_epoch.unwrap_or(0))
+            } else {
+                "final weights".into()
+            };
+            report.save(
+                &run.root,
+                &format!(
+                    "{} on the {} split of {}, {which}",
+                    config.model, split_name, config.dataset
+                ),
+            )?;
+            Some(report)
+        }
+        None => None,
+    };
+    Ok(TrainOutcome {
+        run,
+        records,
+        best_epoch,
+        report,
+        report_split: split_name.to_string(),
+        stopped_early,
+        seconds,
+    })
+}
