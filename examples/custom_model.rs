@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     let data_dir = PathBuf::from("data/mnist-subset");
     let config = TrainConfig {
         model: "tiny_resnet".into(),
-        dataset: "mnist".into(),
+        dataset: ember::data::DatasetSpec::Mnist,
         data_dir: Some(data_dir.clone()),
         val_split: 0.1,
         epochs: 3,

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 struct Args {
     /// mnist, fashion-mnist, cifar10 or folder:PATH.
     #[arg(long, default_value = "mnist")]
-    dataset: String,
+    dataset: ember::data::DatasetSpec,
     #[arg(long, default_value = "data/mnist-subset")]
     data_dir: PathBuf,
     /// The network of the transfer experiment.
@@ -123,7 +123,7 @@ fn run(name: &str, config: &TrainConfig) -> anyhow::Result<(f64, f64)> {
         serde_json::json!({
             "example": "finetune", "run": name, "model": config.model,
             "epochs": outcome.records.len(), "seconds": outcome.seconds,
-            "split": outcome.report_split, "accuracy": acc,
+            "split": outcome.report_split.to_string(), "accuracy": acc,
             "images": outcome.report.as_ref().map(|r| r.n),
         })
     );

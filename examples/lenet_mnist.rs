@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     }
     let config = TrainConfig {
         model: "lenet5_modern".into(),
-        dataset: "mnist".into(),
+        dataset: ember::data::DatasetSpec::Mnist,
         data_dir: Some(args.data_dir.clone()),
         val_split: args.val_split,
         epochs: args.epochs,

@@ -71,7 +71,7 @@ fn main() -> Result<()> {
         let name = format!("{kind:?}").to_lowercase();
         let config = TrainConfig {
             model: "lenet5_modern".into(),
-            dataset: "mnist".into(),
+            dataset: ember::data::DatasetSpec::Mnist,
             data_dir: Some(args.data_dir.clone()),
             val_split: 0.1,
             epochs: args.epochs,

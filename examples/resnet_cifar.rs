@@ -29,7 +29,7 @@ use std::path::PathBuf;
 struct Args {
     /// cifar10 (official binary, downloaded if missing) or folder:PATH (ImageFolder, dir or .tar.gz).
     #[arg(long, default_value = "cifar10")]
-    dataset: String,
+    dataset: ember::data::DatasetSpec,
     #[arg(long)]
     data_dir: Option<PathBuf>,
     #[arg(long, default_value = "resnet18_cifar")]
@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
             "train_images_per_sec": outcome.records.iter().filter_map(|r| r.train_images_per_sec).fold(0.0, f64::max),
             "best_epoch": outcome.best_epoch,
             "best_val_accuracy": outcome.records.iter().filter_map(|r| r.val_accuracy).fold(0.0, f64::max),
-            "report_split": outcome.report_split,
+            "report_split": outcome.report_split.to_string(),
             "accuracy": report.map(|r| r.accuracy),
             "n": report.map(|r| r.n),
         })

@@ -162,7 +162,7 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let base = TrainConfig {
         model: "deep_mlp".into(),
-        dataset: "mnist".into(),
+        dataset: ember::data::DatasetSpec::Mnist,
         data_dir: Some(args.data_dir.clone()),
         val_split: 0.1,
         epochs: args.epochs,

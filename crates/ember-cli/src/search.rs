@@ -8,6 +8,7 @@ use ember_data::{DatasetSpec, ImageItem};
 use ember_train::Backend;
 use ember_train::config::Monitor;
 use ember_train::ensemble::{EnsembleReport, ensemble};
+use ember_train::eval::EvalSplit;
 use ember_train::search::prune::Prune;
 use ember_train::search::sampler::Strategy;
 use ember_train::search::space::Space;
@@ -106,7 +107,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         if runs.is_empty() {
             bail!("no complete trial to ensemble");
         }
-        let (ds, _) = open_split(&runs[0], None, None, Some("val"))?;
+        let (ds, _) = open_split(&runs[0], None, None, Some(EvalSplit::Val))?;
         let report = run_ensemble(&runs, ds, Backend::Flex)?;
         print_report(&report, "validation split");
     }
@@ -126,7 +127,7 @@ pub struct EnsembleArgs {
     /// val (the first run's validation images), test or train. Default: test, or val for
     /// runs on a folder dataset (which has no test split).
     #[arg(long)]
-    split: Option<String>,
+    split: Option<EvalSplit>,
     #[command(flatten)]
     backend: BackendArg,
     /// One JSON document.
@@ -167,7 +168,7 @@ pub fn ensemble_cmd(args: EnsembleArgs) -> Result<()> {
         first,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
-        args.split.as_deref(),
+        args.split,
     )?;
     let report = run_ensemble(&args.runs, ds, args.backend.kind)?;
     if args.json {

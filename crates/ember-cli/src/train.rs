@@ -7,6 +7,7 @@ use ember_data::split::ClassSubset;
 use ember_data::transform::Preset;
 use ember_data::{ClassificationDataset, DatasetSpec, Split};
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
+use ember_train::eval::EvalSplit;
 use ember_train::finetune::Freeze;
 use ember_train::predict::{TrainedModel, top_k};
 use ember_train::run::RunDir;
@@ -31,7 +32,7 @@ pub struct TrainArgs {
     model: Option<String>,
     /// mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH.
     #[arg(long)]
-    dataset: Option<String>,
+    dataset: Option<DatasetSpec>,
     /// Folder holding the dataset (default: $EMBER_DATA_DIR/<name> or ~/.cache/ember/<name>).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -251,12 +252,20 @@ impl TrainArgs {
             );
         }
         if self.out.is_none() && self.resume.is_none() && self.config.is_none() {
-            let ds = c.dataset.replace(['/', ':'], "_");
-            c.out = PathBuf::from(format!("runs/{}-{}", c.model, ds));
+            c.out = default_run_dir(&c.model, Some(&c.dataset), "");
         }
         c.validate()?;
         Ok(c)
     }
+}
+
+/// `runs/MODEL-DATASET{suffix}`, the run directory of a training given no `--out`
+/// (`folder:data/x` becomes `folder_data_x`).
+fn default_run_dir(model: &str, dataset: Option<&DatasetSpec>, suffix: &str) -> PathBuf {
+    let ds = dataset
+        .map(|d| d.to_string().replace(['/', ':'], "_"))
+        .unwrap_or_default();
+    PathBuf::from(format!("runs/{model}-{ds}{suffix}"))
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -310,13 +319,8 @@ pub fn finetune(mut args: FinetuneArgs) -> Result<()> {
     }
     if args.train.out.is_none() && !resume && args.train.config.is_none() {
         let model = args.train.model.clone().unwrap_or_default();
-        let ds = args
-            .train
-            .dataset
-            .clone()
-            .unwrap_or_default()
-            .replace(['/', ':'], "_");
-        args.train.out = Some(PathBuf::from(format!("runs/{model}-{ds}-finetune")));
+        let dir = default_run_dir(&model, args.train.dataset.as_ref(), "-finetune");
+        args.train.out = Some(dir);
     }
     let mut config = args.train.config()?;
     if let Some(o) = source_options
@@ -467,7 +471,7 @@ pub struct EvalArgs {
     /// test, train, or val (the run's own validation images). Default: test, or val for a
     /// run on a folder dataset (which has no test split).
     #[arg(long)]
-    split: Option<String>,
+    split: Option<EvalSplit>,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     #[command(flatten)]
@@ -489,12 +493,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         &args.run,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
-        args.split.as_deref(),
+        args.split,
     )?;
     let spec = args
         .dataset
         .as_ref()
-        .map_or(trained.info.dataset.clone(), |s| s.to_string());
+        .map_or(trained.info.dataset.to_string(), |s| s.to_string());
     let report = trained
         .evaluate(ds, args.batch_size, args.workers, args.tta)
         .with_context(|| format!("evaluating {}", args.run.display()))?;
@@ -571,8 +575,8 @@ pub(crate) fn open_split(
     run: &Path,
     dataset: Option<&DatasetSpec>,
     data_dir: Option<&Path>,
-    split: Option<&str>,
-) -> Result<(Arc<dyn ClassificationDataset>, String)> {
+    split: Option<EvalSplit>,
+) -> Result<(Arc<dyn ClassificationDataset>, EvalSplit)> {
     let run_dir = RunDir::new(run);
     let mut config = TrainConfig::load(&run_dir.config())?;
     let info = run_dir.load_info()?;
@@ -581,10 +585,14 @@ pub(crate) fn open_split(
     }
     let spec: DatasetSpec = match dataset {
         Some(s) => s.clone(),
-        None => config.dataset.parse().map_err(anyhow::Error::msg)?,
+        None => config.dataset.clone(),
     };
     let own_folder = dataset.is_none() && matches!(spec, DatasetSpec::Folder(_));
-    let split = split.unwrap_or(if own_folder { "val" } else { "test" });
+    let split = split.unwrap_or(if own_folder {
+        EvalSplit::Val
+    } else {
+        EvalSplit::Test
+    });
     // The run's own dataset is where the run read it (or `--data-dir`); another dataset is
     // at `--data-dir` or its default place, not in the run's folder for its own data.
     let dir = if dataset.is_none() {
@@ -593,7 +601,7 @@ pub(crate) fn open_split(
         data_dir
     };
     let ds = match split {
-        "val" if dataset.is_none() => {
+        EvalSplit::Val if dataset.is_none() => {
             let data = trainer::load_data(&config)?;
             if data.valid.is_empty() {
                 if own_folder {
@@ -608,17 +616,16 @@ pub(crate) fn open_split(
                 data.valid
             }
         }
-        "val" => {
+        EvalSplit::Val => {
             bail!("--split val means the run's validation images; with --dataset use test or train")
         }
-        "test" if own_folder => bail!(
+        EvalSplit::Test if own_folder => bail!(
             "the run's dataset {spec} is one folder with no test split (its test and train would \
              be the whole folder, training images included); use --split val for the images the \
              run held out, or --dataset folder:DIR for a separate test folder"
         ),
-        "test" => spec.open(dir, Split::Test)?,
-        "train" => spec.open(dir, Split::Train)?,
-        other => bail!("unknown split `{other}`; expected val, test or train"),
+        EvalSplit::Test => spec.open(dir, Split::Test)?,
+        EvalSplit::Train => spec.open(dir, Split::Train)?,
     };
     let ds: Arc<dyn ClassificationDataset> = if ds.classes() == info.classes.as_slice() {
         ds
@@ -639,5 +646,5 @@ pub(crate) fn open_split(
         }
         Arc::new(mapped)
     };
-    Ok((ds, split.to_string()))
+    Ok((ds, split))
 }

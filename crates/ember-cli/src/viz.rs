@@ -11,6 +11,7 @@ use ember_data::{DatasetSpec, ImageItem};
 use ember_models::summary::summarize;
 use ember_train::Backend;
 use ember_train::diagnostics::{Diagnostics, read_activations, read_gradients};
+use ember_train::eval::EvalSplit;
 use ember_train::logger::read_metrics;
 use ember_train::predict::TrainedModel;
 use ember_train::run::RunDir;
@@ -79,7 +80,7 @@ struct PatchesArgs {
     data_dir: Option<PathBuf>,
     /// val (the run's own held-out validation images, when it had some; the default), test or train.
     #[arg(long, default_value = "val")]
-    split: String,
+    split: EvalSplit,
     /// Layer or block, e.g. `conv2` (a wrong name lists them).
     #[arg(long)]
     layer: String,
@@ -200,13 +201,13 @@ fn patches(args: PatchesArgs) -> Result<()> {
     let trained = TrainedModel::load(&args.run, &device)?;
     let spec = match &args.dataset {
         Some(s) => s.clone(),
-        None => trained.info.dataset.parse().map_err(anyhow::Error::msg)?,
+        None => trained.info.dataset.clone(),
     };
     let (ds, _) = open_split(
         &args.run,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
-        Some(&args.split),
+        Some(args.split),
     )?;
     let n = args.limit.unwrap_or(usize::MAX).min(ds.len());
     let ds: Arc<dyn burn::data::dataset::Dataset<ImageItem>> =

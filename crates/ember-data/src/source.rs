@@ -65,6 +65,21 @@ impl fmt::Display for DatasetSpec {
     }
 }
 
+/// Written as its name (`cifar10`, `folder:data/flowers`), as config files and run
+/// descriptions spell it.
+impl serde::Serialize for DatasetSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DatasetSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 const MNIST_MD5: [&str; 4] = [
     "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "d53e105ee54ea40749a09fcbcd1e9432",

@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Result, TrainError};
+use ember_data::DatasetSpec;
 use ember_data::transform::Preset;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -195,8 +196,9 @@ pub struct TrainConfig {
     pub model: String,
     /// Overrides of the model's own configuration knobs, e.g. `{ width_divisor = 4 }`.
     pub model_options: toml::Table,
-    /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `cifar100-coarse` or `folder:PATH`.
-    pub dataset: String,
+    /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `cifar100-coarse` or `folder:PATH`
+    /// (read and checked once, when the config is).
+    pub dataset: DatasetSpec,
     /// Where the dataset is (or is downloaded to); default `~/.cache/ember/<dataset>`.
     pub data_dir: Option<PathBuf>,
     /// Fraction of the training set held out for validation (seeded, stratified).
@@ -276,7 +278,7 @@ impl Default for TrainConfig {
         Self {
             model: "lenet5_modern".into(),
             model_options: toml::Table::new(),
-            dataset: "mnist".into(),
+            dataset: DatasetSpec::Mnist,
             data_dir: None,
             val_split: 0.1,
             train_limit: None,
@@ -446,9 +448,6 @@ impl TrainConfig {
         if self.train_limit == Some(0) {
             return bad("--train-limit must be at least 1".into());
         }
-        self.dataset
-            .parse::<ember_data::DatasetSpec>()
-            .map_err(TrainError::Config)?;
         Ok(())
     }
 

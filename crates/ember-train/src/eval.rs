@@ -172,3 +172,42 @@ impl EvalReport {
         crate::plot::confusion_png(&self.confusion, &self.classes, &dir.join("confusion.png"))
     }
 }
+
+/// Which images a run is scored on: `--split` of `ember eval` and `ember viz patches`, and the
+/// split of a run's final report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    /// The images the run trained on.
+    Train,
+    /// The images the run held out for validation.
+    Val,
+    /// The dataset's official test split.
+    Test,
+}
+
+impl std::str::FromStr for EvalSplit {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "train" | "training" => Ok(EvalSplit::Train),
+            "val" | "valid" | "validation" => Ok(EvalSplit::Val),
+            "test" => Ok(EvalSplit::Test),
+            other => Err(format!(
+                "unknown split `{other}`; expected val, test or train"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for EvalSplit {
+    /// As reports say it: `test`, `validation`, `training`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EvalSplit::Train => "training",
+            EvalSplit::Val => "validation",
+            EvalSplit::Test => "test",
+        })
+    }
+}

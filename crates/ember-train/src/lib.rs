@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use ember_train::config::TrainConfig;
-//! let config = TrainConfig { model: "lenet5_modern".into(), dataset: "mnist".into(),
+//! let config = TrainConfig { model: "lenet5_modern".into(), dataset: ember_data::DatasetSpec::Mnist,
 //!     data_dir: Some("data/mnist-subset".into()), epochs: 2, ..TrainConfig::default() };
 //! let outcome = ember_train::Training::new(&config).launch()?;
 //! println!("{:?}", outcome.report.map(|r| r.accuracy));

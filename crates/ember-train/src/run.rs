@@ -72,7 +72,7 @@ pub struct RunInfo {
     /// Transforms applied to an image before the model sees it.
     pub eval_transforms: Vec<Transform>,
     /// The dataset it was trained on.
-    pub dataset: String,
+    pub dataset: ember_data::DatasetSpec,
 }
 
 /// Paths inside a run directory.

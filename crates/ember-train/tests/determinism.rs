@@ -15,7 +15,7 @@ fn run(
 ) -> Vec<ember_train::logger::EpochRecord> {
     let config = TrainConfig {
         model: "lenet5_bn".into(),
-        dataset: "mnist".into(),
+        dataset: ember_data::DatasetSpec::Mnist,
         data_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")),
         val_split: 0.1,
         train_limit: Some(256),

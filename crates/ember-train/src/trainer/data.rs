@@ -6,7 +6,7 @@ use crate::error::{Result, TrainError};
 use burn::data::dataset::Dataset;
 use ember_data::split::{ClassSubset, Subset, train_val_split};
 use ember_data::transform::{Preset, Transform};
-use ember_data::{ClassificationDataset, DatasetSpec, ImageItem, Split};
+use ember_data::{ClassificationDataset, ImageItem, Split};
 use std::sync::Arc;
 
 /// The data of a run: the splits, their class names and the transforms.
@@ -29,7 +29,7 @@ pub struct RunData {
 
 /// Opens the dataset of `config` and splits it.
 pub fn load_data(config: &TrainConfig) -> Result<RunData> {
-    let spec: DatasetSpec = config.dataset.parse().map_err(TrainError::Config)?;
+    let spec = &config.dataset;
     let dir = config.data_dir.as_deref();
     let only = |ds: Arc<dyn ClassificationDataset>| -> Result<Arc<dyn ClassificationDataset>> {
         Ok(match &config.classes {

@@ -37,7 +37,7 @@ use crate::backend::Backend;
 use crate::classifier::Network;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::eval::EvalReport;
+use crate::eval::{EvalReport, EvalSplit};
 use crate::logger::{EpochHook, EpochRecord};
 use crate::run::{RunDir, RunInfo};
 use burn::tensor::Device;
@@ -57,7 +57,7 @@ pub struct TrainOutcome {
     /// The evaluation of the best (or final) weights on the test split, or the validation split.
     pub report: Option<EvalReport>,
     /// Which split the report is on.
-    pub report_split: String,
+    pub report_split: EvalSplit,
     /// Whether early stopping ended the run before `epochs`.
     pub stopped_early: bool,
     /// Wall-clock seconds of this invocation's training.

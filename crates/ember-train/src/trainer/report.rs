@@ -5,7 +5,7 @@ use super::{AsItems, RunData, TrainOutcome, best_epoch, load_weights, save_weigh
 use crate::classifier::{Classifier, Network};
 use crate::config::TrainConfig;
 use crate::error::Result;
-use crate::eval::evaluate;
+use crate::eval::{EvalSplit, evaluate};
 use crate::logger::EpochRecord;
 use crate::run::RunDir;
 use burn::data::dataset::Dataset;
@@ -48,9 +48,9 @@ pub(crate) fn finish<N: Network>(
 
     // Evaluate on the official test split, else on the validation split.
     let (split_name, eval_ds) = match (&data.test, has_validation) {
-        (Some(t), _) => ("test", Some(t.clone())),
-        (None, true) => ("validation", Some(data.valid.clone())),
-        (None, false) => ("training", None),
+        (Some(t), _) => (EvalSplit::Test, Some(t.clone())),
+        (None, true) => (EvalSplit::Val, Some(data.valid.clone())),
+        (None, false) => (EvalSplit::Train, None),
     };
     let eval_device = device.clone();
     let report = match eval_ds {
@@ -90,7 +90,7 @@ pub(crate) fn finish<N: Network>(
         records,
         best_epoch,
         report,
-        report_split: split_name.to_string(),
+        report_split: split_name,
         stopped_early,
         seconds,
     })

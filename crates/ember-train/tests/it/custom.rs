@@ -50,7 +50,7 @@ fn a_custom_network_trains_evaluates_and_shows_its_feature_maps_like_a_zoo_model
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset");
     let config = TrainConfig {
         model: "two_layer".into(),
-        dataset: "mnist".into(),
+        dataset: ember_data::DatasetSpec::Mnist,
         data_dir: Some(data.clone()),
         val_split: 0.1,
         train_limit: Some(1024),
@@ -72,7 +72,7 @@ fn a_custom_network_trains_evaluates_and_shows_its_feature_maps_like_a_zoo_model
         .launch()
         .unwrap();
     let trained_report = outcome.report.expect("a report on the test split");
-    assert_eq!(outcome.report_split, "test");
+    assert_eq!(outcome.report_split, ember_train::eval::EvalSplit::Test);
     assert!(
         events.lock().unwrap().is_empty(),
         "{:?}",

@@ -22,7 +22,7 @@ fn config(out: &Path, classes: Vec<usize>) -> TrainConfig {
     TrainConfig {
         model: "resnet18_cifar".into(),
         model_options: options,
-        dataset: "mnist".into(),
+        dataset: ember_data::DatasetSpec::Mnist,
         data_dir: Some(mnist_subset()),
         classes: Some(classes),
         epochs: 1,

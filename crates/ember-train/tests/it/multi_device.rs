@@ -9,7 +9,7 @@ fn trains_on_two_cpu_devices() {
     let dir = tempfile::tempdir().unwrap();
     let config = TrainConfig {
         model: "lenet5_modern".into(),
-        dataset: "mnist".into(),
+        dataset: ember_data::DatasetSpec::Mnist,
         data_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")),
         val_split: 0.1,
         train_limit: Some(1536),
