@@ -21,8 +21,7 @@ use ember::data::transform::Preset;
 use ember::data::{DatasetSpec, Split};
 use ember::models::InitScheme;
 use ember::models::Taps;
-use ember::models::blocks::{ConvBnAct, ConvBnActConfig};
-use ember::models::zoo::resnet::BasicBlock;
+use ember::models::blocks::{BasicBlock, ConvBnAct, ConvBnActConfig};
 use ember::train::config::{OptimizerKind, TrainConfig, Tta};
 use ember::train::predict::{TrainedModel, top_k};
 use ember::train::run::RunInfo;
@@ -42,11 +41,7 @@ struct TinyResNet {
 fn build(info: &RunInfo, device: &Device) -> ember::train::error::Result<TinyResNet> {
     let [in_channels, _, _] = info.input;
     Ok(TinyResNet {
-        stem: ConvBnActConfig::new([in_channels, 16], 3)
-            .with_padding(1)
-            .with_batch_norm(true)
-            .with_bias(false)
-            .init(device),
+        stem: ConvBnActConfig::conv_bn_relu([in_channels, 16], 3).init(device),
         block1: BasicBlock::new(16, 16, 1, InitScheme::Auto, device),
         block2: BasicBlock::new(16, 32, 2, InitScheme::Auto, device),
         pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),

@@ -81,10 +81,7 @@ struct Args {
 }
 
 fn classes(s: &str) -> anyhow::Result<Vec<usize>> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| anyhow::anyhow!("classes as FIRST-LAST, got {s}"))?;
-    Ok((a.parse()?..=b.parse()?).collect())
+    ember::data::split::parse_class_list(s).map_err(anyhow::Error::msg)
 }
 
 fn base(args: &Args, out: &Path) -> TrainConfig {

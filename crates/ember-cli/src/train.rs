@@ -132,35 +132,6 @@ pub struct TrainArgs {
     no_diagnostics: bool,
 }
 
-/// Most classes `--classes` may name (ImageNet-21k has about 21,800).
-const MAX_CLASSES: usize = 100_000;
-
-fn parse_classes(s: &str) -> Result<Vec<usize>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let num = |x: &str| {
-            x.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{x}` is not a class number (expected e.g. 5,6,7 or 5-9)"))
-        };
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (num(a)?, num(b)?);
-                if a > b {
-                    return Err(format!("empty range {part}"));
-                }
-                // Bounded before it is expanded: no dataset has this many classes.
-                if b - a >= MAX_CLASSES || out.len() + (b - a) >= MAX_CLASSES {
-                    return Err(format!("{part}: more than {MAX_CLASSES} classes"));
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(num(part)?),
-        }
-    }
-    Ok(out)
-}
-
 fn parse_resize(s: &str) -> Result<[usize; 2], String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok([n, n]),
@@ -214,7 +185,8 @@ impl TrainArgs {
             c.train_limit = self.train_limit;
         }
         if let Some(list) = &self.classes {
-            c.classes = Some(parse_classes(list).map_err(anyhow::Error::msg)?);
+            c.classes =
+                Some(ember_data::split::parse_class_list(list).map_err(anyhow::Error::msg)?);
         }
         if self.per_class.is_some() {
             c.per_class = self.per_class;

@@ -233,6 +233,37 @@ impl<D: ClassificationDataset + ?Sized> ClassificationDataset for ClassSubset<D>
     }
 }
 
+/// Most classes a class list may name (ImageNet-21k has about 21,800).
+const MAX_CLASSES: usize = 100_000;
+
+/// Reads a list of class labels as `--classes` spells it: `5,6,7`, `5-9` or both (`0,3-5`),
+/// in the given order.
+pub fn parse_class_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{x}` is not a class number (expected e.g. 5,6,7 or 5-9)"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("empty range {part}"));
+                }
+                // Bounded before it is expanded: no dataset has this many classes.
+                if b - a >= MAX_CLASSES || out.len() + (b - a) >= MAX_CLASSES {
+                    return Err(format!("{part}: more than {MAX_CLASSES} classes"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +336,26 @@ mod tests {
             "no class 4"
         );
         assert!(ClassSubset::new(ds, &[1, 1], None).is_err(), "listed twice");
+    }
+
+    #[test]
+    fn class_lists_read_numbers_and_ranges_in_order() {
+        assert_eq!(super::parse_class_list("5-9").unwrap(), [5, 6, 7, 8, 9]);
+        assert_eq!(super::parse_class_list("3, 0,1-2").unwrap(), [3, 0, 1, 2]);
+        assert!(
+            super::parse_class_list("9-5")
+                .unwrap_err()
+                .contains("empty range")
+        );
+        assert!(
+            super::parse_class_list("a")
+                .unwrap_err()
+                .contains("not a class number")
+        );
+        assert!(
+            super::parse_class_list("0-999999")
+                .unwrap_err()
+                .contains("more than")
+        );
     }
 }

@@ -1,4 +1,6 @@
-//! The small building block most CNNs repeat: convolution, optional batch norm, activation.
+//! The building blocks networks are composed from: convolution + batch norm + activation
+//! ([`ConvBnAct`]), and the residual blocks of ResNet ([`BasicBlock`]) and ResNet-50 and
+//! ResNeXt ([`Bottleneck`]).
 
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::{Activation, InitScheme};
@@ -52,6 +54,17 @@ pub struct ConvBnAct {
 }
 
 impl ConvBnActConfig {
+    /// The block of modern CNNs (ResNet, ResNeXt, RegNet, ResNet-9): a bias-free convolution
+    /// (batch norm's shift makes a bias redundant), batch norm, ReLU, padded by `k / 2` so
+    /// that stride 1 keeps the size. `new` is the plain convolution (bias, no batch norm) of
+    /// the older networks.
+    pub fn conv_bn_relu(channels: [usize; 2], kernel_size: usize) -> Self {
+        Self::new(channels, kernel_size)
+            .with_padding(kernel_size / 2)
+            .with_bias(false)
+            .with_batch_norm(true)
+    }
+
     /// Initialises the block on `device`.
     pub fn init(&self, device: &Device) -> ConvBnAct {
         let activation = self.activation.unwrap_or(Activation::Relu);
@@ -137,4 +150,150 @@ pub fn describe_residual(
     };
     t.set_signal(out);
     t.add("add", skip)
+}
+
+/// [`ConvBnActConfig::conv_bn_relu`] with a stride, with or without its ReLU.
+fn conv_bn(channels: [usize; 2], k: usize, stride: usize, relu: bool) -> ConvBnActConfig {
+    ConvBnActConfig::conv_bn_relu(channels, k)
+        .with_stride(stride)
+        .with_activation(relu.then_some(Activation::Relu))
+}
+
+/// The 1x1 projection shortcut, needed when a block changes the shape; identity otherwise.
+fn shortcut(
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    init: InitScheme,
+    device: &Device,
+) -> Option<ConvBnAct> {
+    (stride != 1 || cin != cout).then(|| {
+        conv_bn([cin, cout], 1, stride, false)
+            .with_init(init)
+            .init(device)
+    })
+}
+
+/// Two 3x3 convolutions plus the shortcut: `relu(F(x) + x)`. Expansion 1.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    /// 3x3, carries the stride.
+    pub conv1: ConvBnAct,
+    /// 3x3, no ReLU before the addition.
+    pub conv2: ConvBnAct,
+    /// 1x1 projection when the shape changes.
+    pub downsample: Option<ConvBnAct>,
+}
+
+impl BasicBlock {
+    /// A block from `cin` to `planes` channels with the given stride.
+    pub fn new(
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        init: InitScheme,
+        device: &Device,
+    ) -> Self {
+        Self {
+            conv1: conv_bn([cin, planes], 3, stride, true)
+                .with_init(init)
+                .init(device),
+            conv2: conv_bn([planes, planes], 3, 1, false)
+                .with_init(init)
+                .init(device),
+            downsample: shortcut(cin, planes, stride, init, device),
+        }
+    }
+
+    /// `[N, C, H, W] -> [N, planes, H/s, W/s]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = self.conv2.forward(self.conv1.forward(x));
+        Activation::Relu.forward(out + identity)
+    }
+}
+
+impl Describe for BasicBlock {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        describe_residual(
+            t,
+            &[("conv1", &self.conv1), ("conv2", &self.conv2)],
+            &self.downsample,
+        )
+    }
+}
+
+/// 1x1 reduce, 3x3 (grouped in ResNeXt), 1x1 expand (x4), plus the shortcut.
+#[derive(Module, Debug)]
+pub struct Bottleneck {
+    /// 1x1 to `width`.
+    pub conv1: ConvBnAct,
+    /// 3x3, carries the stride and the groups.
+    pub conv2: ConvBnAct,
+    /// 1x1 to `planes * 4`, no ReLU before the addition.
+    pub conv3: ConvBnAct,
+    /// 1x1 projection when the shape changes.
+    pub downsample: Option<ConvBnAct>,
+}
+
+impl Bottleneck {
+    /// Output channels are `planes * EXPANSION`.
+    pub const EXPANSION: usize = 4;
+
+    /// A bottleneck from `cin` to `4 * planes` channels; the 3x3 has
+    /// `width = planes * width_per_group / 64 * groups` channels.
+    pub fn new(
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        groups: usize,
+        width_per_group: usize,
+        init: InitScheme,
+        device: &Device,
+    ) -> Self {
+        let width = planes * width_per_group / 64 * groups;
+        let out = planes * Self::EXPANSION;
+        Self {
+            conv1: conv_bn([cin, width], 1, 1, true)
+                .with_init(init)
+                .init(device),
+            conv2: conv_bn([width, width], 3, stride, true)
+                .with_groups(groups)
+                .with_init(init)
+                .init(device),
+            conv3: conv_bn([width, out], 1, 1, false)
+                .with_init(init)
+                .init(device),
+            downsample: shortcut(cin, out, stride, init, device),
+        }
+    }
+
+    /// `[N, C, H, W] -> [N, 4 planes, H/s, W/s]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = self
+            .conv3
+            .forward(self.conv2.forward(self.conv1.forward(x)));
+        Activation::Relu.forward(out + identity)
+    }
+}
+
+impl Describe for Bottleneck {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        describe_residual(
+            t,
+            &[
+                ("conv1", &self.conv1),
+                ("conv2", &self.conv2),
+                ("conv3", &self.conv3),
+            ],
+            &self.downsample,
+        )
+    }
 }

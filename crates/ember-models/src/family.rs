@@ -188,15 +188,12 @@ macro_rules! family_basics {
 pub(crate) use family_basics;
 
 /// Declares the zoo from its list of families: one line per family,
-/// `module: ConfigVariant(ConfigType) => ModelVariant(NetworkType)`, which declares the module
-/// (its file in `zoo/`), the variants of [`ModelConfig`](crate::ModelConfig) (whose snake_case
+/// `module: ConfigVariant(ConfigType) => ModelVariant(NetworkType)`, which makes the variants of [`ModelConfig`](crate::ModelConfig) (whose snake_case
 /// name is the `arch` tag) and of [`Model`](crate::Model), and their dispatch to [`Family`].
 /// The variant names are part of every saved run (Burn records name enum variants), so they
 /// never change.
 macro_rules! families {
     ($($module:ident: $cv:ident($config:ident) => $mv:ident($net:ident)),* $(,)?) => {
-        $(pub mod $module;)*
-
         /// Any zoo model's configuration; serialised with an `arch` tag, e.g.
         /// `{"arch": "resnet", "layers": [2, 2, 2, 2], "stem": "cifar", ...}`.
         ///

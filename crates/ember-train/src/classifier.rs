@@ -171,7 +171,8 @@ impl Adaptor<LossValue> for ClassificationOutput {
     }
 }
 
-/// Top-k class indices of `logits`, best first: `[N, k]`.
-pub fn top_k(logits: Tensor<2>, k: usize) -> Tensor<2, Int> {
+/// Top-k class indices of `logits`, best first: `[N, k]` (on the device; for one image's
+/// probabilities on the host, [`crate::predict::top_k`]).
+pub fn top_k_indices(logits: Tensor<2>, k: usize) -> Tensor<2, Int> {
     logits.sort_descending_with_indices(1).1.narrow(1, 0, k)
 }

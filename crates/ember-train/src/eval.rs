@@ -1,6 +1,6 @@
 //! Evaluation: accuracy, top-5, loss, per-class accuracy and the confusion matrix.
 
-use crate::classifier::{Network, top_k};
+use crate::classifier::{Network, top_k_indices};
 use crate::config::Tta;
 use crate::error::{Result, TrainError};
 use crate::run::write_atomic;
@@ -65,7 +65,7 @@ pub fn evaluate<N: Network>(
         let loss: f64 = loss
             .try_into_scalar::<f64>()
             .map_err(|e| TrainError::Training(format!("reading the loss: {e:?}")))?;
-        let best = top_k(logits, k);
+        let best = top_k_indices(logits, k);
         let best: Vec<i64> = best
             .into_data()
             .convert::<i64>()

@@ -1,8 +1,12 @@
 //! AlexNet (Krizhevsky et al. 2012) in torchvision's single-GPU layout (64-192-384-256-256
 //! channels), with the paper's local response normalisation as an option.
 
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, named_stages};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
+use crate::transfer::KeyTable;
 use crate::{Activation, InitScheme};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -11,10 +15,6 @@ use burn::nn::{
     PaddingConfig2d,
 };
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::{check_dropout, named_stages};
-use crate::registry::ModelError;
-use crate::transfer::KeyTable;
 
 /// AlexNet's knobs.
 #[derive(Config, Debug)]

@@ -14,14 +14,18 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-/// conv (no bias) + BN, with or without ReLU; padding keeps the size at stride 1.
-fn conv_bn(channels: [usize; 2], k: usize, stride: usize, groups: usize, relu: bool, init: InitScheme) -> ConvBnActConfig {
-    ConvBnActConfig::new(channels, k)
+/// [`ConvBnActConfig::conv_bn_relu`] with a stride and groups, with or without its ReLU.
+fn conv_bn(
+    channels: [usize; 2],
+    k: usize,
+    stride: usize,
+    groups: usize,
+    relu: bool,
+    init: InitScheme,
+) -> ConvBnActConfig {
+    ConvBnActConfig::conv_bn_relu(channels, k)
         .with_stride(stride)
-        .with_padding(k / 2)
         .with_groups(groups)
-        .with_bias(false)
-        .with_batch_norm(true)
         .with_activation(relu.then_some(Activation::Relu))
         .with_init(init)
 }
@@ -42,7 +46,15 @@ pub struct XBlock {
 
 impl XBlock {
     /// A block from `cin` to `cout` channels.
-    pub fn new(cin: usize, cout: usize, stride: usize, group_width: usize, bottleneck_ratio: f64, init: InitScheme, device: &Device) -> Self {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        group_width: usize,
+        bottleneck_ratio: f64,
+        init: InitScheme,
+        device: &Device,
+    ) -> Self {
         let b = bottleneck(cout, bottleneck_ratio);
         Self {
             conv1: conv_bn([cin, b], 1, 1, 1, true, init).init(device),
@@ -59,14 +71,24 @@ impl XBlock {
             Some(d) => d.forward(x.clone()),
             None => x.clone(),
         };
-        let out = self.conv3.forward(self.conv2.forward(self.conv1.forward(x)));
+        let out = self
+            .conv3
+            .forward(self.conv2.forward(self.conv1.forward(x)));
         Activation::Relu.forward(out + identity)
     }
 }
 
 impl Describe for XBlock {
     fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
-        describe_residual(t, &[("conv1", &self.conv1), ("conv2", &self.conv2), ("conv3", &self.conv3)], &self.downsample)
+        describe_residual(
+            t,
+            &[
+                ("conv1", &self.conv1),
+                ("conv2", &self.conv2),
+                ("conv3", &self.conv3),
+            ],
+            &self.downsample,
+        )
     }
 }
 
@@ -125,7 +147,15 @@ impl AnyNetConfig {
                 (0..depth)
                     .map(|i| {
                         let stride = if i == 0 { 2 } else { 1 };
-                        let block = XBlock::new(cin, cout, stride, self.group_width, self.bottleneck_ratio, self.init, device);
+                        let block = XBlock::new(
+                            cin,
+                            cout,
+                            stride,
+                            self.group_width,
+                            self.bottleneck_ratio,
+                            self.init,
+                            device,
+                        );
                         cin = cout;
                         block
                     })
@@ -133,10 +163,22 @@ impl AnyNetConfig {
             })
             .collect();
         AnyNet {
-            stem: conv_bn([self.in_channels, self.stem_channels], 3, 2, 1, true, self.init).init(device),
+            stem: conv_bn(
+                [self.in_channels, self.stem_channels],
+                3,
+                2,
+                1,
+                true,
+                self.init,
+            )
+            .init(device),
             stages,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            fc: self.init.linear(Activation::Relu, LinearConfig::new(cin, self.num_classes), device),
+            fc: self.init.linear(
+                Activation::Relu,
+                LinearConfig::new(cin, self.num_classes),
+                device,
+            ),
         }
     }
 }
@@ -152,10 +194,18 @@ impl AnyNet {
         let mut x = taps.tap("stem", self.stem.forward(images));
         for (s, stage) in self.stages.iter().enumerate() {
             x = taps.scoped("stages", |taps| {
-                taps.scoped(s, |taps| stage.iter().enumerate().fold(x, |x, (i, b)| taps.tap(i, b.forward(x))))
+                taps.scoped(s, |taps| {
+                    stage
+                        .iter()
+                        .enumerate()
+                        .fold(x, |x, (i, b)| taps.tap(i, b.forward(x)))
+                })
             });
         }
-        taps.tap("fc", self.fc.forward(self.avgpool.forward(x).flatten::<2>(1, 3)))
+        taps.tap(
+            "fc",
+            self.fc.forward(self.avgpool.forward(x).flatten::<2>(1, 3)),
+        )
     }
 }
 
@@ -189,7 +239,9 @@ impl Family for AnyNetConfig {
     fn validate(&self) -> Result<(), ModelError> {
         let bad = |msg: String| Err(ModelError::InvalidConfig(msg));
         if self.stem_channels == 0 || self.stages.is_empty() || self.group_width == 0 {
-            return bad("an AnyNet needs stem channels, at least one stage and a group width".into());
+            return bad(
+                "an AnyNet needs stem channels, at least one stage and a group width".into(),
+            );
         }
         for &[depth, channels] in &self.stages {
             let b = bottleneck(channels, self.bottleneck_ratio);

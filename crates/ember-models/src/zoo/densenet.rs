@@ -2,8 +2,12 @@
 //! concatenation of all earlier feature maps; transitions halve channels and resolution.
 
 use super::Stem;
+use crate::family::check_dropout;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
+use crate::transfer::KeyTable;
 use crate::{Activation, InitScheme};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{
@@ -14,10 +18,6 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::check_dropout;
-use crate::registry::ModelError;
-use crate::transfer::KeyTable;
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, init: InitScheme, d: &Device) -> Conv2d {
     let p = k / 2;

@@ -2,16 +2,16 @@
 //! followed by batch norm (eps 1e-3) and ReLU, and optional auxiliary classifiers.
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, forward_all};
+use crate::family::check_dropout;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
+use crate::transfer::KeyTable;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::check_dropout;
-use crate::registry::ModelError;
-use crate::transfer::KeyTable;
 
 /// torchvision's `BasicConv2d`: conv (no bias) + BN (eps 1e-3) + ReLU.
 fn basic_conv(

@@ -2,13 +2,13 @@
 //! and its modern form with ReLU, max pooling and optionally batch norm ("BN-LeNet").
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig};
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
 use serde::{Deserialize, Serialize};
 
 /// The sub-sampling layer.

@@ -1,13 +1,13 @@
 //! Softmax regression and the multilayer perceptron: the dense baselines CNNs are compared with.
 
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, numbered_stages};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::{check_dropout, numbered_stages};
-use crate::registry::ModelError;
 
 /// An MLP on flattened images. With no hidden layer it is softmax regression
 /// (the softmax itself lives in the cross-entropy loss, which is numerically stabler).

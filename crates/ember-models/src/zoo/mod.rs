@@ -2,7 +2,20 @@
 //! its network and its [`Family`](crate::family::Family) implementation (registered names,
 //! head, stages, torchvision keys).
 //!
-//! The list below is the registry: a family is one line, in the order of the book.
+//! The list below is the registry: a family is one line, in the order of the book. (Each
+//! module is also declared with `pub mod` on its own: rustfmt and rust-analyzer do not see
+//! modules that a macro declares.)
+
+pub mod alexnet;
+pub mod anynet;
+pub mod densenet;
+pub mod googlenet;
+pub mod lenet;
+pub mod mlp;
+pub mod nin;
+pub mod resnet;
+pub mod resnet9;
+pub mod vgg;
 
 crate::family::families! {
     mlp: Mlp(MlpConfig) => Mlp(Mlp),

@@ -1,6 +1,9 @@
 //! Network in Network (Lin et al. 2013): each block is a k x k convolution followed by two 1x1
 //! convolutions (a per-pixel MLP across channels); global average pooling replaces dense layers.
 
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, numbered_stages};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
 use crate::{Activation, InitScheme};
@@ -8,9 +11,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, PaddingConfig2d};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::{check_dropout, numbered_stages};
-use crate::registry::ModelError;
 
 /// One NiN block.
 #[derive(Config, Debug)]

@@ -2,167 +2,20 @@
 //! ("ResNet v1.5": the stride of a bottleneck sits on its 3x3 convolution).
 
 use super::Stem;
-use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, describe_residual};
+/// The residual blocks live in [`crate::blocks`], beside the other blocks users compose.
+pub use crate::blocks::{BasicBlock, Bottleneck};
+use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
+use crate::family::named_stages;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
+use crate::transfer::KeyTable;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::named_stages;
-use crate::registry::ModelError;
-use crate::transfer::KeyTable;
 use serde::{Deserialize, Serialize};
-
-/// conv (no bias) + BN, with or without ReLU; padding keeps the size at stride 1.
-fn conv_bn(channels: [usize; 2], k: usize, stride: usize, relu: bool) -> ConvBnActConfig {
-    ConvBnActConfig::new(channels, k)
-        .with_stride(stride)
-        .with_padding(k / 2)
-        .with_bias(false)
-        .with_batch_norm(true)
-        .with_activation(relu.then_some(Activation::Relu))
-}
-
-/// The 1x1 projection shortcut, needed when a block changes the shape; identity otherwise.
-fn shortcut(
-    cin: usize,
-    cout: usize,
-    stride: usize,
-    init: InitScheme,
-    device: &Device,
-) -> Option<ConvBnAct> {
-    (stride != 1 || cin != cout).then(|| {
-        conv_bn([cin, cout], 1, stride, false)
-            .with_init(init)
-            .init(device)
-    })
-}
-
-/// Two 3x3 convolutions plus the shortcut: `relu(F(x) + x)`. Expansion 1.
-#[derive(Module, Debug)]
-pub struct BasicBlock {
-    /// 3x3, carries the stride.
-    pub conv1: ConvBnAct,
-    /// 3x3, no ReLU before the addition.
-    pub conv2: ConvBnAct,
-    /// 1x1 projection when the shape changes.
-    pub downsample: Option<ConvBnAct>,
-}
-
-impl BasicBlock {
-    /// A block from `cin` to `planes` channels with the given stride.
-    pub fn new(
-        cin: usize,
-        planes: usize,
-        stride: usize,
-        init: InitScheme,
-        device: &Device,
-    ) -> Self {
-        Self {
-            conv1: conv_bn([cin, planes], 3, stride, true)
-                .with_init(init)
-                .init(device),
-            conv2: conv_bn([planes, planes], 3, 1, false)
-                .with_init(init)
-                .init(device),
-            downsample: shortcut(cin, planes, stride, init, device),
-        }
-    }
-
-    /// `[N, C, H, W] -> [N, planes, H/s, W/s]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
-            None => x.clone(),
-        };
-        let out = self.conv2.forward(self.conv1.forward(x));
-        Activation::Relu.forward(out + identity)
-    }
-}
-
-impl Describe for BasicBlock {
-    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
-        describe_residual(
-            t,
-            &[("conv1", &self.conv1), ("conv2", &self.conv2)],
-            &self.downsample,
-        )
-    }
-}
-
-/// 1x1 reduce, 3x3 (grouped in ResNeXt), 1x1 expand (x4), plus the shortcut.
-#[derive(Module, Debug)]
-pub struct Bottleneck {
-    /// 1x1 to `width`.
-    pub conv1: ConvBnAct,
-    /// 3x3, carries the stride and the groups.
-    pub conv2: ConvBnAct,
-    /// 1x1 to `planes * 4`, no ReLU before the addition.
-    pub conv3: ConvBnAct,
-    /// 1x1 projection when the shape changes.
-    pub downsample: Option<ConvBnAct>,
-}
-
-impl Bottleneck {
-    /// Output channels are `planes * EXPANSION`.
-    pub const EXPANSION: usize = 4;
-
-    /// A bottleneck from `cin` to `4 * planes` channels; the 3x3 has
-    /// `width = planes * width_per_group / 64 * groups` channels.
-    pub fn new(
-        cin: usize,
-        planes: usize,
-        stride: usize,
-        groups: usize,
-        width_per_group: usize,
-        init: InitScheme,
-        device: &Device,
-    ) -> Self {
-        let width = planes * width_per_group / 64 * groups;
-        let out = planes * Self::EXPANSION;
-        Self {
-            conv1: conv_bn([cin, width], 1, 1, true)
-                .with_init(init)
-                .init(device),
-            conv2: conv_bn([width, width], 3, stride, true)
-                .with_groups(groups)
-                .with_init(init)
-                .init(device),
-            conv3: conv_bn([width, out], 1, 1, false)
-                .with_init(init)
-                .init(device),
-            downsample: shortcut(cin, out, stride, init, device),
-        }
-    }
-
-    /// `[N, C, H, W] -> [N, 4 planes, H/s, W/s]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
-            None => x.clone(),
-        };
-        let out = self
-            .conv3
-            .forward(self.conv2.forward(self.conv1.forward(x)));
-        Activation::Relu.forward(out + identity)
-    }
-}
-
-impl Describe for Bottleneck {
-    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
-        describe_residual(
-            t,
-            &[
-                ("conv1", &self.conv1),
-                ("conv2", &self.conv2),
-                ("conv3", &self.conv3),
-            ],
-            &self.downsample,
-        )
-    }
-}
 
 /// Which residual block a ResNet stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,7 +133,8 @@ impl ResNetConfig {
         let b = self.base_channels;
         let (stem, maxpool) = match self.stem {
             Stem::Imagenet => (
-                conv_bn([self.in_channels, b], 7, 2, true)
+                ConvBnActConfig::conv_bn_relu([self.in_channels, b], 7)
+                    .with_stride(2)
                     .with_init(self.init)
                     .init(device),
                 Some(
@@ -291,7 +145,7 @@ impl ResNetConfig {
                 ),
             ),
             Stem::Cifar => (
-                conv_bn([self.in_channels, b], 3, 1, true)
+                ConvBnActConfig::conv_bn_relu([self.in_channels, b], 3)
                     .with_init(self.init)
                     .init(device),
                 None,
@@ -511,8 +365,14 @@ impl Family for ResNetConfig {
                 .rule(r"^bn1\.", "stem.bn.")
                 .rule(r"^(layer[1-4]\.\d+)\.conv([1-3])\.", "${1}.conv${2}.conv.")
                 .rule(r"^(layer[1-4]\.\d+)\.bn([1-3])\.", "${1}.conv${2}.bn.")
-                .rule(r"^(layer[1-4]\.\d+)\.downsample\.0\.", "${1}.downsample.conv.")
-                .rule(r"^(layer[1-4]\.\d+)\.downsample\.1\.", "${1}.downsample.bn."),
+                .rule(
+                    r"^(layer[1-4]\.\d+)\.downsample\.0\.",
+                    "${1}.downsample.conv.",
+                )
+                .rule(
+                    r"^(layer[1-4]\.\d+)\.downsample\.1\.",
+                    "${1}.downsample.bn.",
+                ),
         )
     }
 }

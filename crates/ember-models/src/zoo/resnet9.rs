@@ -16,15 +16,15 @@
 //! makes the softmax less confident at the start; Page's code calls it `Mul(weight)`).
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig};
+use crate::family::named_stages;
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::named_stages;
-use crate::registry::ModelError;
 
 /// ResNet-9's configuration.
 #[derive(Config, Debug)]

@@ -1,16 +1,16 @@
 //! VGG (Simonyan & Zisserman 2014): repeated blocks of 3x3 convolutions and a 2x2 max pool.
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
+use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{check_dropout, numbered_stages};
+use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
+use crate::transfer::KeyTable;
 use crate::{Activation, InitScheme};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
-use crate::family::{check_dropout, numbered_stages};
-use crate::registry::ModelError;
-use crate::transfer::KeyTable;
 
 /// One VGG block: `num_convs` 3x3 convolutions (padding 1) then a 2x2/2 max pool,
 /// which halves the resolution.
