@@ -128,6 +128,17 @@ pub fn describe_all<D: Describe>(blocks: &[D], t: &mut Tracer) -> Result<(), Sum
     Ok(())
 }
 
+/// A residual block's forward: `relu(path(x) + shortcut(x))`, the shortcut a projection or,
+/// when `downsample` is `None`, the identity (He et al. 2015, eq. 1 and 2).
+pub fn residual(x: Tensor<4>, path: &[&ConvBnAct], downsample: &Option<ConvBnAct>) -> Tensor<4> {
+    let identity = match downsample {
+        Some(d) => d.forward(x.clone()),
+        None => x.clone(),
+    };
+    let out = path.iter().fold(x, |x, conv| conv.forward(x));
+    Activation::Relu.forward(out + identity)
+}
+
 /// Describes a residual block: the residual path, then the shortcut (a projection, or the
 /// identity when `downsample` is `None`), then the addition.
 pub fn describe_residual(
@@ -207,12 +218,7 @@ impl BasicBlock {
 
     /// `[N, C, H, W] -> [N, planes, H/s, W/s]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
-            None => x.clone(),
-        };
-        let out = self.conv2.forward(self.conv1.forward(x));
-        Activation::Relu.forward(out + identity)
+        residual(x, &[&self.conv1, &self.conv2], &self.downsample)
     }
 }
 
@@ -273,14 +279,11 @@ impl Bottleneck {
 
     /// `[N, C, H, W] -> [N, 4 planes, H/s, W/s]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
-            None => x.clone(),
-        };
-        let out = self
-            .conv3
-            .forward(self.conv2.forward(self.conv1.forward(x)));
-        Activation::Relu.forward(out + identity)
+        residual(
+            x,
+            &[&self.conv1, &self.conv2, &self.conv3],
+            &self.downsample,
+        )
     }
 }
 

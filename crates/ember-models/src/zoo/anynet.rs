@@ -4,7 +4,7 @@
 //! design space is a choice of depths, widths, group width and bottleneck ratio per stage;
 //! RegNetX-32 is d2l's small member of it.
 
-use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, describe_residual};
+use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, describe_residual, residual};
 use crate::family::{Family, Variant, ZooNetwork, family_basics, numbered_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -67,14 +67,11 @@ impl XBlock {
 
     /// `[N, cin, H, W] -> [N, cout, H/s, W/s]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
-            None => x.clone(),
-        };
-        let out = self
-            .conv3
-            .forward(self.conv2.forward(self.conv1.forward(x)));
-        Activation::Relu.forward(out + identity)
+        residual(
+            x,
+            &[&self.conv1, &self.conv2, &self.conv3],
+            &self.downsample,
+        )
     }
 }
 
