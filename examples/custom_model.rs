@@ -22,7 +22,9 @@ use ember::data::{DatasetSpec, Split};
 use ember::models::InitScheme;
 use ember::models::Taps;
 use ember::models::blocks::{BasicBlock, ConvBnAct, ConvBnActConfig};
-use ember::train::config::{OptimizerKind, TrainConfig, Tta};
+use ember::train::config::{
+    DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, TrainConfig, Tta,
+};
 use ember::train::predict::{TrainedModel, top_k};
 use ember::train::run::RunInfo;
 use ember::train::{Backend, Network, Training, viz};
@@ -70,15 +72,27 @@ fn main() -> anyhow::Result<()> {
     let data_dir = PathBuf::from("data/mnist-subset");
     let config = TrainConfig {
         model: "tiny_resnet".into(),
-        dataset: ember::data::DatasetSpec::Mnist,
-        data_dir: Some(data_dir.clone()),
-        val_split: 0.1,
-        epochs: 3,
-        batch_size: 64,
-        optimizer: OptimizerKind::Adam,
-        lr: 2e-3,
-        augment: Preset::None,
-        out: out.clone(),
+        data: DataConfig {
+            dataset: ember::data::DatasetSpec::Mnist,
+            data_dir: Some(data_dir.clone()),
+            val_split: 0.1,
+            augment: Preset::None,
+            ..Default::default()
+        },
+        optim: OptimConfig {
+            optimizer: OptimizerKind::Adam,
+            lr: 2e-3,
+            ..Default::default()
+        },
+        train_loop: LoopConfig {
+            epochs: 3,
+            batch_size: 64,
+            ..Default::default()
+        },
+        runtime: RuntimeConfig {
+            out: out.clone(),
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
 

@@ -20,7 +20,10 @@
 
 use clap::Parser;
 use ember::data::transform::Preset;
-use ember::train::config::{OptimizerKind, ScheduleKind, TrainConfig};
+use ember::train::config::{
+    DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
+    ScheduleKind, TrainConfig,
+};
 use ember::train::finetune::{FinetuneConfig, Freeze};
 use ember::train::{Backend, trainer};
 use std::path::{Path, PathBuf};
@@ -92,26 +95,41 @@ fn base(args: &Args, out: &Path) -> TrainConfig {
     TrainConfig {
         model: args.model.clone(),
         model_options,
-        dataset: args.dataset.clone(),
-        data_dir: Some(args.data_dir.clone()),
-        augment: args.augment,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        lr: args.lr,
-        schedule: ScheduleKind::Cosine,
-        backend: args.backend,
-        workers: args.workers,
-        seed: args.seed,
-        out: out.to_path_buf(),
-        diagnostics: false,
+        data: DataConfig {
+            dataset: args.dataset.clone(),
+            data_dir: Some(args.data_dir.clone()),
+            augment: args.augment,
+            ..Default::default()
+        },
+        optim: OptimConfig {
+            optimizer: OptimizerKind::Adam,
+            lr: args.lr,
+            ..Default::default()
+        },
+        schedule: ScheduleConfig {
+            kind: ScheduleKind::Cosine,
+            ..Default::default()
+        },
+        train_loop: LoopConfig {
+            batch_size: 32,
+            seed: args.seed,
+            ..Default::default()
+        },
+        runtime: RuntimeConfig {
+            backend: args.backend,
+            workers: args.workers,
+            out: out.to_path_buf(),
+            diagnostics: false,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     }
 }
 
 /// Trains (from a clean directory) and prints one JSON line; returns the held-out accuracy.
 fn run(name: &str, config: &TrainConfig) -> anyhow::Result<(f64, f64)> {
-    if config.out.exists() {
-        std::fs::remove_dir_all(&config.out)?;
+    if config.runtime.out.exists() {
+        std::fs::remove_dir_all(&config.runtime.out)?;
     }
     let outcome = trainer::Training::new(config).launch()?;
     let acc = outcome.report.as_ref().map_or(f64::NAN, |r| r.accuracy);
@@ -154,17 +172,17 @@ fn transfer(
     // Pre-training on the source classes, every image.
     let src_dir = args.out.join("source");
     let mut pre = base(args, &src_dir);
-    pre.classes = Some(source.to_vec());
-    pre.epochs = args.pretrain_epochs;
+    pre.data.classes = Some(source.to_vec());
+    pre.train_loop.epochs = args.pretrain_epochs;
     let (acc, _) = run("pretrain", &pre)?;
     table.push(("pre-train on the source classes".to_string(), acc));
 
     let target_run = |name: &str, ft: Option<FinetuneConfig>, lr: f64| {
         let mut c = base(args, &args.out.join(name));
-        c.classes = Some(target.to_vec());
-        c.per_class = Some(args.per_class);
-        c.epochs = args.epochs;
-        c.lr = lr;
+        c.data.classes = Some(target.to_vec());
+        c.data.per_class = Some(args.per_class);
+        c.train_loop.epochs = args.epochs;
+        c.optim.lr = lr;
         c.finetune = ft;
         c
     };
@@ -216,9 +234,9 @@ fn greedy(args: &Args, table: &mut Vec<(String, f64)>) -> anyhow::Result<()> {
         );
         c.model_options
             .insert("activation".into(), toml::Value::String("sigmoid".into()));
-        c.optimizer = OptimizerKind::Momentum;
-        c.lr = args.mlp_lr;
-        c.epochs = args.layer_epochs;
+        c.optim.optimizer = OptimizerKind::Momentum;
+        c.optim.lr = args.mlp_lr;
+        c.train_loop.epochs = args.layer_epochs;
         c
     };
     let dir = args.out.join("greedy");
@@ -245,7 +263,7 @@ fn greedy(args: &Args, table: &mut Vec<(String, f64)>) -> anyhow::Result<()> {
     // Back-propagation through the whole stack, from the greedy weights, at a tenth of the
     // rate (fine-tuning: the full rate undoes the pre-training in a few steps).
     let mut tune = mlp(args.depth, &dir.join("finetune"));
-    tune.lr = args.mlp_lr / 10.0;
+    tune.optim.lr = args.mlp_lr / 10.0;
     tune.finetune = Some(FinetuneConfig {
         from: previous.unwrap_or_default(),
         backbone_lr_factor: 1.0,
@@ -256,7 +274,7 @@ fn greedy(args: &Args, table: &mut Vec<(String, f64)>) -> anyhow::Result<()> {
         format!(
             "greedy pre-training + end-to-end fine-tuning ({} epochs in all, lr {})",
             (args.depth + 1) * args.layer_epochs,
-            tune.lr
+            tune.optim.lr
         ),
         acc,
     ));
@@ -267,13 +285,13 @@ fn greedy(args: &Args, table: &mut Vec<(String, f64)>) -> anyhow::Result<()> {
         ("end_to_end_slow", args.mlp_lr / 10.0),
     ] {
         let mut e2e = mlp(args.depth, &dir.join(name));
-        e2e.epochs = (args.depth + 1) * args.layer_epochs;
-        e2e.lr = lr;
+        e2e.train_loop.epochs = (args.depth + 1) * args.layer_epochs;
+        e2e.optim.lr = lr;
         let (acc, _) = run(name, &e2e)?;
         table.push((
             format!(
                 "end to end from random init ({} epochs, lr {lr})",
-                e2e.epochs
+                e2e.train_loop.epochs
             ),
             acc,
         ));

@@ -14,7 +14,10 @@
 //! prints one JSON line with the timing and the test accuracy.
 
 use clap::Parser;
-use ember::train::config::{OptimizerKind, ScheduleKind, TrainConfig};
+use ember::train::config::{
+    DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
+    ScheduleKind, TrainConfig,
+};
 use ember::train::{Backend, trainer};
 use std::path::PathBuf;
 
@@ -52,18 +55,33 @@ fn main() -> anyhow::Result<()> {
     }
     let config = TrainConfig {
         model: "lenet5_modern".into(),
-        dataset: ember::data::DatasetSpec::Mnist,
-        data_dir: Some(args.data_dir.clone()),
-        val_split: args.val_split,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer: args.optimizer,
-        lr: args.lr,
-        schedule: ScheduleKind::Cosine,
-        backend: args.backend,
-        workers: args.workers,
-        seed: args.seed,
-        out: args.out.clone(),
+        data: DataConfig {
+            dataset: ember::data::DatasetSpec::Mnist,
+            data_dir: Some(args.data_dir.clone()),
+            val_split: args.val_split,
+            ..Default::default()
+        },
+        optim: OptimConfig {
+            optimizer: args.optimizer,
+            lr: args.lr,
+            ..Default::default()
+        },
+        train_loop: LoopConfig {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            seed: args.seed,
+            ..Default::default()
+        },
+        runtime: RuntimeConfig {
+            backend: args.backend,
+            workers: args.workers,
+            out: args.out.clone(),
+            ..Default::default()
+        },
+        schedule: ScheduleConfig {
+            kind: ScheduleKind::Cosine,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     let outcome = trainer::Training::new(&config).launch()?;

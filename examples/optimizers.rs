@@ -14,7 +14,10 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use ember::data::transform::Preset;
-use ember::train::config::{OptimizerKind, ScheduleKind, TrainConfig};
+use ember::train::config::{
+    DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
+    ScheduleKind, TrainConfig,
+};
 use ember::train::plot::{Axes, Series, palette, panels_png};
 use ember::train::trainer;
 use std::path::PathBuf;
@@ -71,23 +74,38 @@ fn main() -> Result<()> {
         let name = format!("{kind:?}").to_lowercase();
         let config = TrainConfig {
             model: "lenet5_modern".into(),
-            dataset: ember::data::DatasetSpec::Mnist,
-            data_dir: Some(args.data_dir.clone()),
-            val_split: 0.1,
-            epochs: args.epochs,
-            batch_size: 128,
-            optimizer: kind,
-            lr,
-            schedule: ScheduleKind::Constant,
-            augment: Preset::None,
-            seed: args.seed,
-            log_every_secs: 60.0,
-            out: args.out.join(&name),
+            data: DataConfig {
+                dataset: ember::data::DatasetSpec::Mnist,
+                data_dir: Some(args.data_dir.clone()),
+                val_split: 0.1,
+                augment: Preset::None,
+                ..Default::default()
+            },
+            optim: OptimConfig {
+                optimizer: kind,
+                lr,
+                ..Default::default()
+            },
+            train_loop: LoopConfig {
+                epochs: args.epochs,
+                batch_size: 128,
+                seed: args.seed,
+                ..Default::default()
+            },
+            runtime: RuntimeConfig {
+                log_every_secs: 60.0,
+                out: args.out.join(&name),
+                ..Default::default()
+            },
+            schedule: ScheduleConfig {
+                kind: ScheduleKind::Constant,
+                ..Default::default()
+            },
             ..TrainConfig::default()
         };
-        if config.out.exists() {
-            std::fs::remove_dir_all(&config.out)
-                .with_context(|| format!("removing the old {}", config.out.display()))?;
+        if config.runtime.out.exists() {
+            std::fs::remove_dir_all(&config.runtime.out)
+                .with_context(|| format!("removing the old {}", config.runtime.out.display()))?;
         }
         println!("== {name} (lr {lr})");
         let outcome = trainer::Training::new(&config).launch()?;

@@ -21,7 +21,10 @@
 
 use clap::Parser;
 use ember::data::transform::Preset;
-use ember::train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
+use ember::train::config::{
+    DataConfig, LoopConfig, Monitor, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
+    ScheduleKind, TrainConfig, Tta,
+};
 use ember::train::{Backend, trainer};
 use std::path::PathBuf;
 
@@ -78,28 +81,43 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = TrainConfig {
         model: args.model.clone(),
-        dataset: args.dataset.clone(),
-        data_dir: args.data_dir.clone(),
-        val_split: args.val_split,
-        train_limit: args.train_limit,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer: OptimizerKind::Nesterov,
-        lr: args.lr,
-        momentum: Some(0.9),
-        weight_decay: args.weight_decay,
-        schedule: args.schedule,
-        augment: Preset::Cifar,
-        cutout: args.cutout,
-        label_smoothing: args.label_smoothing,
-        no_decay_norm_bias: true,
-        tta: args.tta,
-        monitor: Monitor::ValAccuracy,
-        backend: args.backend,
-        devices: args.devices,
-        workers: args.workers,
-        seed: args.seed,
-        out: args.out.clone(),
+        data: DataConfig {
+            dataset: args.dataset.clone(),
+            data_dir: args.data_dir.clone(),
+            val_split: args.val_split,
+            train_limit: args.train_limit,
+            augment: Preset::Cifar,
+            cutout: args.cutout,
+            ..Default::default()
+        },
+        optim: OptimConfig {
+            optimizer: OptimizerKind::Nesterov,
+            lr: args.lr,
+            momentum: Some(0.9),
+            weight_decay: args.weight_decay,
+            no_decay_norm_bias: true,
+            ..Default::default()
+        },
+        train_loop: LoopConfig {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            label_smoothing: args.label_smoothing,
+            tta: args.tta,
+            monitor: Monitor::ValAccuracy,
+            seed: args.seed,
+            ..Default::default()
+        },
+        runtime: RuntimeConfig {
+            backend: args.backend,
+            devices: args.devices,
+            workers: args.workers,
+            out: args.out.clone(),
+            ..Default::default()
+        },
+        schedule: ScheduleConfig {
+            kind: args.schedule,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     let outcome = trainer::Training::new(&config)

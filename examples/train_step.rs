@@ -18,7 +18,7 @@ use ember::data::loader::ImageBatch;
 use ember::models::ModelConfig;
 use ember::train::Backend;
 use ember::train::classifier::Classifier;
-use ember::train::config::{OptimizerKind, TrainConfig};
+use ember::train::config::{OptimConfig, OptimizerKind, TrainConfig};
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -50,8 +50,11 @@ fn main() -> anyhow::Result<()> {
     let classes = config.num_classes();
     let mut model = Classifier::new(config.init(&train_device)?);
     let train_config = TrainConfig {
-        optimizer: args.optimizer,
-        lr: 0.01,
+        optim: OptimConfig {
+            optimizer: args.optimizer,
+            lr: 0.01,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     let mut optim = ember::train::optim::build(&train_config);

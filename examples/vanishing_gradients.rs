@@ -29,7 +29,10 @@ use ember::data::ImageItem;
 use ember::data::loader::{ImageLoader, LoaderConfig};
 use ember::data::transform::Preset;
 use ember::models::{Activation, InitScheme, Taps};
-use ember::train::config::{OptimizerKind, ScheduleKind, TrainConfig};
+use ember::train::config::{
+    DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
+    ScheduleKind, TrainConfig,
+};
 use ember::train::diagnostics::{activation_stats, gradient_norms};
 use ember::train::plot::{Axes, Series, palette, panels_png};
 use ember::train::trainer::{self, AsItems};
@@ -162,18 +165,33 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let base = TrainConfig {
         model: "deep_mlp".into(),
-        dataset: ember::data::DatasetSpec::Mnist,
-        data_dir: Some(args.data_dir.clone()),
-        val_split: 0.1,
-        epochs: args.epochs,
-        batch_size: 128,
-        optimizer: OptimizerKind::Momentum,
-        lr: args.lr,
-        schedule: ScheduleKind::Constant,
-        augment: Preset::None,
-        seed: args.seed,
-        diagnostics: false,
-        log_every_secs: 60.0,
+        data: DataConfig {
+            dataset: ember::data::DatasetSpec::Mnist,
+            data_dir: Some(args.data_dir.clone()),
+            val_split: 0.1,
+            augment: Preset::None,
+            ..Default::default()
+        },
+        optim: OptimConfig {
+            optimizer: OptimizerKind::Momentum,
+            lr: args.lr,
+            ..Default::default()
+        },
+        train_loop: LoopConfig {
+            epochs: args.epochs,
+            batch_size: 128,
+            seed: args.seed,
+            ..Default::default()
+        },
+        runtime: RuntimeConfig {
+            diagnostics: false,
+            log_every_secs: 60.0,
+            ..Default::default()
+        },
+        schedule: ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     let data = trainer::load_data(&base)?;
@@ -227,11 +245,14 @@ fn main() -> Result<()> {
             // Training, same data, seed and optimiser for every network.
             let config = TrainConfig {
                 model: label.clone(),
-                out: args.out.join(label.replace([' ', '+'], "_")),
+                runtime: RuntimeConfig {
+                    out: args.out.join(label.replace([' ', '+'], "_")),
+                    ..base.runtime.clone()
+                },
                 ..base.clone()
             };
-            if config.out.exists() {
-                std::fs::remove_dir_all(&config.out)?;
+            if config.runtime.out.exists() {
+                std::fs::remove_dir_all(&config.runtime.out)?;
             }
             println!("== {label}");
             let a = &args;

@@ -6,7 +6,10 @@ use clap::Args;
 use ember_data::split::ClassSubset;
 use ember_data::transform::Preset;
 use ember_data::{ClassificationDataset, DatasetSpec, Split};
-use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig, Tta};
+use ember_train::config::{
+    DataConfig, LoopConfig, Monitor, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
+    ScheduleKind, TrainConfig, Tta,
+};
 use ember_train::eval::EvalSplit;
 use ember_train::finetune::Freeze;
 use ember_train::predict::{TrainedModel, top_k};
@@ -22,114 +25,284 @@ use crate::summary::parse_size;
 pub struct TrainArgs {
     /// A TOML config (e.g. a run's config.toml); flags given beside it override its values.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Continue the run in RUN_DIR from its last complete checkpoint (its config.toml is used;
     /// --epochs may extend it).
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
-    resume: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
     /// Zoo model name (`ember summary --list`).
     #[arg(long)]
-    model: Option<String>,
+    pub model: Option<String>,
+    #[command(flatten, next_help_heading = "Data")]
+    pub data: DataArgs,
+    #[command(flatten, next_help_heading = "Optimizer")]
+    pub optim: OptimArgs,
+    #[command(flatten, next_help_heading = "Learning-rate schedule")]
+    pub schedule: ScheduleArgs,
+    #[command(flatten, next_help_heading = "Training loop")]
+    pub train_loop: LoopArgs,
+    #[command(flatten, next_help_heading = "Runtime")]
+    pub runtime: RuntimeArgs,
+}
+
+/// `ember train` flags of the `[data]` section ([`DataConfig`]).
+#[derive(Args)]
+pub struct DataArgs {
     /// mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH.
     #[arg(long)]
-    dataset: Option<DatasetSpec>,
+    pub dataset: Option<DatasetSpec>,
     /// Folder holding the dataset (default: $EMBER_DATA_DIR/<name> or ~/.cache/ember/<name>).
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Fraction of the training set held out for validation (0 for none).
     #[arg(long)]
-    val_split: Option<f64>,
+    pub val_split: Option<f64>,
     /// Train on only N images of the training split (quick experiments).
     #[arg(long)]
-    train_limit: Option<usize>,
+    pub train_limit: Option<usize>,
     /// Keep only these classes, relabelled 0..k: `5,6,7` or `5-9`.
     #[arg(long, value_name = "LIST")]
-    classes: Option<String>,
+    pub classes: Option<String>,
     /// Train on at most N images per class (few-shot fine-tuning).
     #[arg(long)]
-    per_class: Option<usize>,
+    pub per_class: Option<usize>,
     /// Resize images to H,W (e.g. 224 for AlexNet on Fashion-MNIST).
     #[arg(long, value_parser = parse_resize)]
-    resize: Option<[usize; 2]>,
-    /// Passes over the training set (default 10).
+    pub resize: Option<[usize; 2]>,
+    /// Training augmentation: none, cifar or imagenet.
     #[arg(long)]
-    epochs: Option<usize>,
-    /// Images per batch (default 128).
-    #[arg(long)]
-    batch_size: Option<usize>,
+    pub augment: Option<Preset>,
+    /// Cutout after the augmentation: zero a random NxN square (16 for CIFAR; 0 = off).
+    #[arg(long, value_name = "N")]
+    pub cutout: Option<usize>,
+}
+
+impl DataArgs {
+    /// Overrides the section with the flags given.
+    pub fn apply(&self, c: &mut DataConfig) -> Result<()> {
+        if let Some(v) = &self.dataset {
+            c.dataset = v.clone();
+        }
+        if self.data_dir.is_some() {
+            c.data_dir = self.data_dir.clone();
+        }
+        if let Some(v) = &self.val_split {
+            c.val_split = *v;
+        }
+        if self.train_limit.is_some() {
+            c.train_limit = self.train_limit;
+        }
+        if let Some(list) = &self.classes {
+            c.classes =
+                Some(ember_data::split::parse_class_list(list).map_err(anyhow::Error::msg)?);
+        }
+        if self.per_class.is_some() {
+            c.per_class = self.per_class;
+        }
+        if self.resize.is_some() {
+            c.resize = self.resize;
+        }
+        if let Some(v) = &self.augment {
+            c.augment = *v;
+        }
+        if let Some(v) = &self.cutout {
+            c.cutout = *v;
+        }
+        Ok(())
+    }
+}
+
+/// `ember train` flags of the `[optim]` section ([`OptimConfig`]).
+#[derive(Args)]
+pub struct OptimArgs {
     /// sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw.
     #[arg(long)]
-    optimizer: Option<OptimizerKind>,
+    pub optimizer: Option<OptimizerKind>,
     /// Learning rate (the peak for one-cycle and warm-up schedules).
     #[arg(long)]
-    lr: Option<f64>,
+    pub lr: Option<f64>,
     /// Momentum for SGD and RMSProp (default 0.9 for momentum/nesterov, else 0).
     #[arg(long)]
-    momentum: Option<f64>,
+    pub momentum: Option<f64>,
     /// Nesterov momentum (with --optimizer sgd).
     #[arg(long)]
-    nesterov: bool,
+    pub nesterov: bool,
     /// L2 penalty (decoupled for AdamW).
     #[arg(long)]
-    weight_decay: Option<f64>,
+    pub weight_decay: Option<f64>,
+    /// No weight decay on biases and batch-norm parameters (timm's rule: rank-1 parameters).
+    #[arg(long)]
+    pub no_decay_norm_bias: bool,
     /// Clip each parameter's gradient to this L2 norm.
     #[arg(long)]
-    grad_clip: Option<f64>,
+    pub grad_clip: Option<f64>,
+}
+
+impl OptimArgs {
+    /// Overrides the section with the flags given.
+    pub fn apply(&self, c: &mut OptimConfig) -> Result<()> {
+        if let Some(v) = &self.optimizer {
+            c.optimizer = *v;
+        }
+        if let Some(v) = &self.lr {
+            c.lr = *v;
+        }
+        if self.momentum.is_some() {
+            c.momentum = self.momentum;
+        }
+        if self.nesterov {
+            c.nesterov = true;
+        }
+        if let Some(v) = &self.weight_decay {
+            c.weight_decay = *v;
+        }
+        if self.no_decay_norm_bias {
+            c.no_decay_norm_bias = true;
+        }
+        if self.grad_clip.is_some() {
+            c.grad_clip = self.grad_clip;
+        }
+        Ok(())
+    }
+}
+
+/// `ember train` flags of the `[schedule]` section ([`ScheduleConfig`]).
+#[derive(Args)]
+pub struct ScheduleArgs {
     /// constant, step, exponential, cosine, warmup-cosine, one-cycle (the learning rate
     /// only: unlike PyTorch's OneCycleLR, momentum is not cycled).
     #[arg(long)]
-    schedule: Option<ScheduleKind>,
+    pub schedule: Option<ScheduleKind>,
     /// Step decay: epochs between decays.
     #[arg(long)]
-    step_size: Option<usize>,
+    pub step_size: Option<usize>,
     /// Step/exponential decay factor.
     #[arg(long)]
-    gamma: Option<f64>,
+    pub gamma: Option<f64>,
     /// Warm-up length in epochs for warmup-cosine (default 1).
     #[arg(long)]
-    warmup_epochs: Option<f64>,
-    /// Training augmentation: none, cifar or imagenet.
+    pub warmup_epochs: Option<f64>,
+}
+
+impl ScheduleArgs {
+    /// Overrides the section with the flags given.
+    pub fn apply(&self, c: &mut ScheduleConfig) -> Result<()> {
+        if let Some(v) = &self.schedule {
+            c.kind = *v;
+        }
+        if let Some(v) = &self.step_size {
+            c.step_size = *v;
+        }
+        if let Some(v) = &self.gamma {
+            c.gamma = *v;
+        }
+        if let Some(v) = &self.warmup_epochs {
+            c.warmup_epochs = *v;
+        }
+        Ok(())
+    }
+}
+
+/// `ember train` flags of the `[loop]` section ([`LoopConfig`]).
+#[derive(Args)]
+pub struct LoopArgs {
+    /// Passes over the training set (default 10).
     #[arg(long)]
-    augment: Option<Preset>,
-    /// Cutout after the augmentation: zero a random NxN square (16 for CIFAR; 0 = off).
-    #[arg(long, value_name = "N")]
-    cutout: Option<usize>,
+    pub epochs: Option<usize>,
+    /// Images per batch (default 128).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Label smoothing of the training loss, e.g. 0.1 (validation uses plain cross-entropy).
     #[arg(long, value_name = "EPS")]
-    label_smoothing: Option<f64>,
-    /// No weight decay on biases and batch-norm parameters (timm's rule: rank-1 parameters).
-    #[arg(long)]
-    no_decay_norm_bias: bool,
-    /// Test-time augmentation of the final report: none, or flip (image and mirror averaged).
-    #[arg(long)]
-    tta: Option<Tta>,
+    pub label_smoothing: Option<f64>,
     /// Stop when the monitored validation metric has not improved for N epochs.
     #[arg(long)]
-    early_stop_patience: Option<usize>,
+    pub early_stop_patience: Option<usize>,
     /// val_accuracy or val_loss.
     #[arg(long)]
-    monitor: Option<Monitor>,
-    /// auto (a GPU backend if a GPU is there, else flex), flex, ndarray, wgpu or cuda.
+    pub monitor: Option<Monitor>,
+    /// Test-time augmentation of the final report: none, or flip (image and mirror averaged).
     #[arg(long)]
-    backend: Option<Backend>,
-    /// Devices for Burn's data-parallel training.
-    #[arg(long)]
-    devices: Option<usize>,
+    pub tta: Option<Tta>,
     /// Seed of initialisation, split, shuffles, augmentation and dropout (default 42).
     #[arg(long)]
-    seed: Option<u64>,
+    pub seed: Option<u64>,
+}
+
+impl LoopArgs {
+    /// Overrides the section with the flags given.
+    pub fn apply(&self, c: &mut LoopConfig) -> Result<()> {
+        if let Some(v) = &self.epochs {
+            c.epochs = *v;
+        }
+        if let Some(v) = &self.batch_size {
+            c.batch_size = *v;
+        }
+        if let Some(v) = &self.label_smoothing {
+            c.label_smoothing = *v;
+        }
+        if self.early_stop_patience.is_some() {
+            c.early_stop_patience = self.early_stop_patience;
+        }
+        if let Some(v) = &self.monitor {
+            c.monitor = *v;
+        }
+        if let Some(v) = &self.tta {
+            c.tta = *v;
+        }
+        if let Some(v) = &self.seed {
+            c.seed = *v;
+        }
+        Ok(())
+    }
+}
+
+/// `ember train` flags of the `[runtime]` section ([`RuntimeConfig`]).
+#[derive(Args)]
+pub struct RuntimeArgs {
+    /// auto (a GPU backend if a GPU is there, else flex), flex, ndarray, wgpu or cuda.
+    #[arg(long)]
+    pub backend: Option<Backend>,
+    /// Devices for Burn's data-parallel training.
+    #[arg(long)]
+    pub devices: Option<usize>,
     /// Loader worker threads.
     #[arg(long)]
-    workers: Option<usize>,
+    pub workers: Option<usize>,
     /// Run directory.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Seconds between progress lines (without the dashboard).
     #[arg(long)]
-    log_every: Option<f64>,
+    pub log_every: Option<f64>,
     /// Do not record per-layer gradient norms and activation statistics.
     #[arg(long)]
-    no_diagnostics: bool,
+    pub no_diagnostics: bool,
+}
+
+impl RuntimeArgs {
+    /// Overrides the section with the flags given.
+    pub fn apply(&self, c: &mut RuntimeConfig) -> Result<()> {
+        if let Some(v) = &self.backend {
+            c.backend = *v;
+        }
+        if let Some(v) = &self.devices {
+            c.devices = *v;
+        }
+        if let Some(v) = &self.workers {
+            c.workers = *v;
+        }
+        if let Some(v) = &self.out {
+            c.out = v.clone();
+        }
+        if let Some(v) = &self.log_every {
+            c.log_every_secs = *v;
+        }
+        if self.no_diagnostics {
+            c.diagnostics = false;
+        }
+        Ok(())
+    }
 }
 
 fn parse_resize(s: &str) -> Result<[usize; 2], String> {
@@ -145,86 +318,30 @@ impl TrainArgs {
         let mut c = match (&self.resume, &self.config) {
             (Some(dir), _) => {
                 let mut c = TrainConfig::load(&dir.join("config.toml"))?;
-                c.out = dir.clone();
+                c.runtime.out = dir.clone();
                 c
             }
             (None, Some(file)) => TrainConfig::load(file)?,
             (None, None) => TrainConfig::default(),
         };
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        if let Some(m) = &self.model {
+            c.model = m.clone();
         }
-        set!(
-            model,
-            dataset,
-            val_split,
-            epochs,
-            batch_size,
-            optimizer,
-            lr,
-            weight_decay,
-            schedule,
-            step_size,
-            gamma,
-            warmup_epochs,
-            augment,
-            cutout,
-            label_smoothing,
-            tta,
-            backend,
-            devices,
-            seed,
-            workers,
-            out,
-            monitor
-        );
-        if let Some(v) = &self.data_dir {
-            c.data_dir = Some(v.clone());
-        }
-        if self.train_limit.is_some() {
-            c.train_limit = self.train_limit;
-        }
-        if let Some(list) = &self.classes {
-            c.classes =
-                Some(ember_data::split::parse_class_list(list).map_err(anyhow::Error::msg)?);
-        }
-        if self.per_class.is_some() {
-            c.per_class = self.per_class;
-        }
-        if self.resize.is_some() {
-            c.resize = self.resize;
-        }
-        if self.momentum.is_some() {
-            c.momentum = self.momentum;
-        }
-        if self.nesterov {
-            c.nesterov = true;
-        }
-        if self.grad_clip.is_some() {
-            c.grad_clip = self.grad_clip;
-        }
-        if self.early_stop_patience.is_some() {
-            c.early_stop_patience = self.early_stop_patience;
-        }
-        if let Some(v) = self.log_every {
-            c.log_every_secs = v;
-        }
-        if self.no_diagnostics {
-            c.diagnostics = false;
-        }
-        if self.no_decay_norm_bias {
-            c.no_decay_norm_bias = true;
-        }
+        self.data.apply(&mut c.data)?;
+        self.optim.apply(&mut c.optim)?;
+        self.schedule.apply(&mut c.schedule)?;
+        self.train_loop.apply(&mut c.train_loop)?;
+        self.runtime.apply(&mut c.runtime)?;
         if self.config.is_none() && self.resume.is_none() && self.model.is_none() {
             bail!("give --model NAME (`ember summary --list` lists them) or --config FILE");
         }
-        if self.config.is_none() && self.resume.is_none() && self.dataset.is_none() {
+        if self.config.is_none() && self.resume.is_none() && self.data.dataset.is_none() {
             bail!(
                 "give --dataset (mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH) or --config FILE"
             );
         }
-        if self.out.is_none() && self.resume.is_none() && self.config.is_none() {
-            c.out = default_run_dir(&c.model, Some(&c.dataset), "");
+        if self.runtime.out.is_none() && self.resume.is_none() && self.config.is_none() {
+            c.runtime.out = default_run_dir(&c.model, Some(&c.data.dataset), "");
         }
         c.validate()?;
         Ok(c)
@@ -289,10 +406,10 @@ pub fn finetune(mut args: FinetuneArgs) -> Result<()> {
         args.train.model = Some(source.model.clone());
         source_options = Some(source.model_options);
     }
-    if args.train.out.is_none() && !resume && args.train.config.is_none() {
+    if args.train.runtime.out.is_none() && !resume && args.train.config.is_none() {
         let model = args.train.model.clone().unwrap_or_default();
-        let dir = default_run_dir(&model, args.train.dataset.as_ref(), "-finetune");
-        args.train.out = Some(dir);
+        let dir = default_run_dir(&model, args.train.data.dataset.as_ref(), "-finetune");
+        args.train.runtime.out = Some(dir);
     }
     let mut config = args.train.config()?;
     if let Some(o) = source_options
@@ -383,13 +500,13 @@ fn train_and_report(config: TrainConfig, resume: bool) -> Result<()> {
     println!(
         "training {} on {} for {} epochs ({}, lr {}, batch {}) on {} -> {}",
         config.model,
-        config.dataset,
-        config.epochs,
-        config.optimizer.name(),
-        config.lr,
-        config.batch_size,
-        config.backend,
-        config.out.display()
+        config.data.dataset,
+        config.train_loop.epochs,
+        config.optim.optimizer.name(),
+        config.optim.lr,
+        config.train_loop.batch_size,
+        config.runtime.backend,
+        config.runtime.out.display()
     );
     // The run's events (backend choice, loaded weights, resume warnings) as the CLI shows
     // them: warnings on stderr, the rest beside Burn's progress lines.
@@ -409,7 +526,7 @@ fn train_and_report(config: TrainConfig, resume: bool) -> Result<()> {
     if let Some(best) = outcome.best_epoch {
         println!(
             "best epoch {best} (by {:?}); weights in {}",
-            config.monitor,
+            config.train_loop.monitor,
             outcome.run.best().display()
         );
     }
@@ -553,11 +670,11 @@ pub(crate) fn open_split(
     let mut config = TrainConfig::load(&run_dir.config())?;
     let info = run_dir.load_info()?;
     if let Some(dir) = data_dir {
-        config.data_dir = Some(dir.to_path_buf());
+        config.data.data_dir = Some(dir.to_path_buf());
     }
     let spec: DatasetSpec = match dataset {
         Some(s) => s.clone(),
-        None => config.dataset.clone(),
+        None => config.data.dataset.clone(),
     };
     let own_folder = dataset.is_none() && matches!(spec, DatasetSpec::Folder(_));
     let split = split.unwrap_or(if own_folder {
@@ -568,7 +685,7 @@ pub(crate) fn open_split(
     // The run's own dataset is where the run read it (or `--data-dir`); another dataset is
     // at `--data-dir` or its default place, not in the run's folder for its own data.
     let dir = if dataset.is_none() {
-        config.data_dir.as_deref()
+        config.data.data_dir.as_deref()
     } else {
         data_dir
     };

@@ -1,5 +1,6 @@
-//! Everything a training run is made of, as one serde struct: `ember train --config FILE`
-//! reads it, and every run writes the full, resolved config to `RUN_DIR/config.toml`.
+//! Everything a training run is made of, as one serde struct in sections: `ember train
+//! --config FILE` reads it, and every run writes the full, resolved config to
+//! `RUN_DIR/config.toml`.
 
 use crate::backend::Backend;
 use crate::error::{Result, TrainError};
@@ -188,14 +189,40 @@ pub const MAX_SIDE: usize = 8192;
 /// Most loader threads `--workers` accepts.
 pub const MAX_WORKERS: usize = 256;
 
-/// One training run, fully described.
+/// One training run, fully described, in sections: what to train on ([`DataConfig`]), how
+/// to step ([`OptimConfig`]), the learning-rate schedule ([`ScheduleConfig`]), the loop around
+/// it ([`LoopConfig`]), where and how it runs ([`RuntimeConfig`]), and fine-tuning.
+///
+/// Files written before the sections existed (every key at the top level: `lr = 0.1`,
+/// `schedule = "cosine"`) still load: each known key found at the top level is moved into its
+/// section first ([`TrainConfig::SECTION_OF`]), so search spaces may also name knobs either
+/// way (`lr` or `optim.lr`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, try_from = "toml::Table")]
 pub struct TrainConfig {
     /// A zoo model name (`ember summary --list`).
     pub model: String,
     /// Overrides of the model's own configuration knobs, e.g. `{ width_divisor = 4 }`.
     pub model_options: toml::Table,
+    /// The images.
+    pub data: DataConfig,
+    /// The optimizer.
+    pub optim: OptimConfig,
+    /// The learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Epochs, batches, early stopping, the final report.
+    #[serde(rename = "loop")]
+    pub train_loop: LoopConfig,
+    /// Backend, devices, threads, the run directory, logging.
+    pub runtime: RuntimeConfig,
+    /// Start from pre-trained weights (`ember finetune`): a `[finetune]` table.
+    pub finetune: Option<crate::finetune::FinetuneConfig>,
+}
+
+/// What a run trains and validates on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
     /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `cifar100-coarse` or `folder:PATH`
     /// (read and checked once, when the config is).
     pub dataset: DatasetSpec,
@@ -211,10 +238,34 @@ pub struct TrainConfig {
     pub per_class: Option<usize>,
     /// Resize images to `[H, W]` (e.g. 224 for AlexNet on Fashion-MNIST, as d2l does).
     pub resize: Option<[usize; 2]>,
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Images per batch.
-    pub batch_size: usize,
+    /// Training augmentation preset: `none`, `cifar` or `imagenet`.
+    pub augment: Preset,
+    /// Cutout (DeVries & Taylor 2017) after the preset: one `cutout x cutout` square at a
+    /// uniformly random centre, clipped at the borders, set to 0 (the mean, after
+    /// normalisation); 0 turns it off. 16 is the CIFAR-10 recipe.
+    pub cutout: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetSpec::Mnist,
+            data_dir: None,
+            val_split: 0.1,
+            train_limit: None,
+            classes: None,
+            per_class: None,
+            resize: None,
+            augment: Preset::None,
+            cutout: 0,
+        }
+    }
+}
+
+/// How each step changes the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
     /// The optimizer.
     pub optimizer: OptimizerKind,
     /// The (peak) learning rate.
@@ -225,10 +276,43 @@ pub struct TrainConfig {
     pub nesterov: bool,
     /// L2 penalty (decoupled for AdamW).
     pub weight_decay: f64,
+    /// No weight decay on rank-1 parameters: biases and batch-norm scales and shifts (timm).
+    pub no_decay_norm_bias: bool,
     /// Clip each parameter's gradient to this L2 norm.
     pub grad_clip: Option<f64>,
-    /// The learning-rate schedule.
-    pub schedule: ScheduleKind,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.1,
+            momentum: None,
+            nesterov: false,
+            weight_decay: 0.0,
+            no_decay_norm_bias: false,
+            grad_clip: None,
+        }
+    }
+}
+
+impl OptimConfig {
+    /// The effective momentum.
+    pub fn momentum(&self) -> f64 {
+        match (self.momentum, self.optimizer) {
+            (Some(m), _) => m,
+            (None, OptimizerKind::Momentum | OptimizerKind::Nesterov) => 0.9,
+            (None, _) => 0.0,
+        }
+    }
+}
+
+/// The learning rate over the run; `kind` says which of the other fields apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// The schedule.
+    pub kind: ScheduleKind,
     /// Step decay: epochs between decays.
     pub step_size: usize,
     /// Step and exponential decay factor.
@@ -237,29 +321,63 @@ pub struct TrainConfig {
     pub warmup_epochs: f64,
     /// Floor of the cosine schedules.
     pub min_lr: f64,
-    /// Training augmentation preset: `none`, `cifar` or `imagenet`.
-    pub augment: Preset,
-    /// Cutout (DeVries & Taylor 2017) after the preset: one `cutout x cutout` square at a
-    /// uniformly random centre, clipped at the borders, set to 0 (the mean, after
-    /// normalisation); 0 turns it off. 16 is the CIFAR-10 recipe.
-    pub cutout: usize,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            kind: ScheduleKind::Constant,
+            step_size: 30,
+            gamma: 0.1,
+            warmup_epochs: 1.0,
+            min_lr: 0.0,
+        }
+    }
+}
+
+/// The training loop: how long, in which batches, what to watch, how to report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoopConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch_size: usize,
     /// Label smoothing of the training loss: targets `(1 - eps) one_hot + eps / classes`
     /// (PyTorch's `label_smoothing`). Validation and reports use plain cross-entropy.
     pub label_smoothing: f64,
-    /// No weight decay on rank-1 parameters: biases and batch-norm scales and shifts (timm).
-    pub no_decay_norm_bias: bool,
-    /// Test-time augmentation of the final evaluation report.
-    pub tta: Tta,
     /// Stop when the monitored metric has not improved for this many epochs.
     pub early_stop_patience: Option<usize>,
     /// What early stopping and the best checkpoint watch.
     pub monitor: Monitor,
+    /// Test-time augmentation of the final evaluation report.
+    pub tta: Tta,
+    /// Seed of initialisation, split, shuffles, augmentation and dropout.
+    pub seed: u64,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 128,
+            label_smoothing: 0.0,
+            early_stop_patience: None,
+            monitor: Monitor::ValAccuracy,
+            tta: Tta::None,
+            seed: 42,
+        }
+    }
+}
+
+/// Where the run runs and writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
     /// Which compiled backend runs the model (`auto`: a GPU if there is one, else Flex).
     pub backend: Backend,
     /// Number of devices for Burn's data-parallel strategy (1 = single device).
     pub devices: usize,
-    /// Seed of initialisation, split, shuffles, augmentation and dropout.
-    pub seed: u64,
     /// Loader worker threads.
     pub workers: usize,
     /// The run directory.
@@ -269,8 +387,19 @@ pub struct TrainConfig {
     /// Record per-layer gradient norms and activation statistics of a few steps per epoch
     /// (`gradients.csv`, `activations.csv`; `ember viz gradients`).
     pub diagnostics: bool,
-    /// Start from pre-trained weights (`ember finetune`): a `[finetune]` table.
-    pub finetune: Option<crate::finetune::FinetuneConfig>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Auto,
+            devices: 1,
+            workers: 2,
+            out: PathBuf::from("runs/run"),
+            log_every_secs: 10.0,
+            diagnostics: true,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -278,53 +407,140 @@ impl Default for TrainConfig {
         Self {
             model: "lenet5_modern".into(),
             model_options: toml::Table::new(),
-            dataset: DatasetSpec::Mnist,
-            data_dir: None,
-            val_split: 0.1,
-            train_limit: None,
-            classes: None,
-            per_class: None,
-            resize: None,
-            epochs: 10,
-            batch_size: 128,
-            optimizer: OptimizerKind::Sgd,
-            lr: 0.1,
-            momentum: None,
-            nesterov: false,
-            weight_decay: 0.0,
-            grad_clip: None,
-            schedule: ScheduleKind::Constant,
-            step_size: 30,
-            gamma: 0.1,
-            warmup_epochs: 1.0,
-            min_lr: 0.0,
-            augment: Preset::None,
-            cutout: 0,
-            label_smoothing: 0.0,
-            no_decay_norm_bias: false,
-            tta: Tta::None,
-            early_stop_patience: None,
-            monitor: Monitor::ValAccuracy,
-            backend: Backend::Auto,
-            devices: 1,
-            seed: 42,
-            workers: 2,
-            out: PathBuf::from("runs/run"),
-            log_every_secs: 10.0,
-            diagnostics: true,
+            data: DataConfig::default(),
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            train_loop: LoopConfig::default(),
+            runtime: RuntimeConfig::default(),
             finetune: None,
         }
     }
 }
 
-impl TrainConfig {
-    /// The effective momentum.
-    pub fn momentum(&self) -> f64 {
-        match (self.momentum, self.optimizer) {
-            (Some(m), _) => m,
-            (None, OptimizerKind::Momentum | OptimizerKind::Nesterov) => 0.9,
-            (None, _) => 0.0,
+/// The sectioned form, as serde reads it (after [`TrainConfig::SECTION_OF`] moved the keys).
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Sectioned {
+    model: String,
+    model_options: toml::Table,
+    data: DataConfig,
+    optim: OptimConfig,
+    schedule: ScheduleConfig,
+    #[serde(rename = "loop")]
+    train_loop: LoopConfig,
+    runtime: RuntimeConfig,
+    finetune: Option<crate::finetune::FinetuneConfig>,
+}
+
+impl Default for Sectioned {
+    fn default() -> Self {
+        let c = TrainConfig::default();
+        Self {
+            model: c.model,
+            model_options: c.model_options,
+            data: c.data,
+            optim: c.optim,
+            schedule: c.schedule,
+            train_loop: c.train_loop,
+            runtime: c.runtime,
+            finetune: c.finetune,
         }
+    }
+}
+
+impl TryFrom<toml::Table> for TrainConfig {
+    type Error = String;
+
+    fn try_from(table: toml::Table) -> std::result::Result<Self, Self::Error> {
+        let s: Sectioned = toml::Value::Table(Self::sectioned(table)?)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
+        Ok(Self {
+            model: s.model,
+            model_options: s.model_options,
+            data: s.data,
+            optim: s.optim,
+            schedule: s.schedule,
+            train_loop: s.train_loop,
+            runtime: s.runtime,
+            finetune: s.finetune,
+        })
+    }
+}
+
+impl TrainConfig {
+    /// Where each key of the older, flat files lives now: `(flat key, section, name)`.
+    pub const SECTION_OF: &'static [(&'static str, &'static str, &'static str)] = &[
+        ("dataset", "data", "dataset"),
+        ("data_dir", "data", "data_dir"),
+        ("val_split", "data", "val_split"),
+        ("train_limit", "data", "train_limit"),
+        ("classes", "data", "classes"),
+        ("per_class", "data", "per_class"),
+        ("resize", "data", "resize"),
+        ("augment", "data", "augment"),
+        ("cutout", "data", "cutout"),
+        ("optimizer", "optim", "optimizer"),
+        ("lr", "optim", "lr"),
+        ("momentum", "optim", "momentum"),
+        ("nesterov", "optim", "nesterov"),
+        ("weight_decay", "optim", "weight_decay"),
+        ("no_decay_norm_bias", "optim", "no_decay_norm_bias"),
+        ("grad_clip", "optim", "grad_clip"),
+        ("schedule", "schedule", "kind"),
+        ("step_size", "schedule", "step_size"),
+        ("gamma", "schedule", "gamma"),
+        ("warmup_epochs", "schedule", "warmup_epochs"),
+        ("min_lr", "schedule", "min_lr"),
+        ("epochs", "loop", "epochs"),
+        ("batch_size", "loop", "batch_size"),
+        ("label_smoothing", "loop", "label_smoothing"),
+        ("early_stop_patience", "loop", "early_stop_patience"),
+        ("monitor", "loop", "monitor"),
+        ("tta", "loop", "tta"),
+        ("seed", "loop", "seed"),
+        ("backend", "runtime", "backend"),
+        ("devices", "runtime", "devices"),
+        ("workers", "runtime", "workers"),
+        ("out", "runtime", "out"),
+        ("log_every_secs", "runtime", "log_every_secs"),
+        ("diagnostics", "runtime", "diagnostics"),
+    ];
+
+    /// Moves every key of the older, flat form found at the top level of `table` into its
+    /// section; a key given both ways is an error.
+    pub fn sectioned(mut table: toml::Table) -> std::result::Result<toml::Table, String> {
+        for &(key, section, name) in Self::SECTION_OF {
+            // `schedule` is both a section and, in older files, the schedule's kind.
+            if key == "schedule" && !matches!(table.get(key), Some(toml::Value::String(_))) {
+                continue;
+            }
+            let Some(value) = table.remove(key) else {
+                continue;
+            };
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = entry else {
+                return Err(format!("`{section}` must be a table"));
+            };
+            if t.contains_key(name) {
+                return Err(format!(
+                    "`{key}` is given twice, as `{key}` and `{section}.{name}`"
+                ));
+            }
+            t.insert(name.to_string(), value);
+        }
+        Ok(table)
+    }
+
+    /// The sectioned path of a key: `lr` is `optim.lr`; a sectioned or unknown path is
+    /// returned as it is.
+    pub fn sectioned_path(key: &str) -> String {
+        Self::SECTION_OF
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or_else(|| key.to_string(), |(_, s, n)| format!("{s}.{n}"))
     }
 
     /// Checks every option, the zoo model name included.
@@ -338,114 +554,117 @@ impl TrainConfig {
     /// the model name (a custom network is not in the zoo).
     pub fn validate_options(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Config(m));
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("--lr must be > 0, got {}", self.lr));
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return bad(format!("--lr must be > 0, got {}", self.optim.lr));
         }
-        if self.batch_size == 0 {
+        if self.train_loop.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
         }
-        if self.epochs == 0 {
+        if self.train_loop.epochs == 0 {
             return bad("--epochs must be at least 1".into());
         }
-        if !(0.0..1.0).contains(&self.val_split) {
+        if !(0.0..1.0).contains(&self.data.val_split) {
             return bad(format!(
                 "--val-split must be in [0, 1), got {}",
-                self.val_split
+                self.data.val_split
             ));
         }
-        if self.early_stop_patience.is_some() && self.val_split == 0.0 {
+        if self.train_loop.early_stop_patience.is_some() && self.data.val_split == 0.0 {
             return bad(
                 "--early-stop-patience needs a validation split; set --val-split (e.g. 0.1)".into(),
             );
         }
-        if self.early_stop_patience == Some(0) {
+        if self.train_loop.early_stop_patience == Some(0) {
             return bad("--early-stop-patience must be at least 1".into());
         }
-        let m = self.momentum();
+        let m = self.optim.momentum();
         if !(0.0..1.0).contains(&m) {
             return bad(format!("--momentum must be in [0, 1), got {m}"));
         }
-        if self.nesterov && m == 0.0 {
+        if self.optim.nesterov && m == 0.0 {
             return bad("--nesterov needs momentum > 0 (--momentum 0.9)".into());
         }
-        if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
+        if self.optim.weight_decay < 0.0 || !self.optim.weight_decay.is_finite() {
             return bad(format!(
                 "--weight-decay must be >= 0, got {}",
-                self.weight_decay
+                self.optim.weight_decay
             ));
         }
-        if let Some(c) = self.grad_clip
+        if let Some(c) = self.optim.grad_clip
             && (c.is_nan() || c <= 0.0)
         {
             return bad(format!("--grad-clip must be > 0, got {c}"));
         }
-        if self.gamma.is_nan() || self.gamma <= 0.0 {
-            return bad(format!("--gamma must be > 0, got {}", self.gamma));
+        if self.schedule.gamma.is_nan() || self.schedule.gamma <= 0.0 {
+            return bad(format!("--gamma must be > 0, got {}", self.schedule.gamma));
         }
-        if self.schedule == ScheduleKind::Step && self.step_size == 0 {
+        if self.schedule.kind == ScheduleKind::Step && self.schedule.step_size == 0 {
             return bad("--step-size must be at least 1 epoch".into());
         }
-        if self.min_lr < 0.0 || self.min_lr > self.lr {
-            return bad(format!("--min-lr must be in [0, lr], got {}", self.min_lr));
+        if self.schedule.min_lr < 0.0 || self.schedule.min_lr > self.optim.lr {
+            return bad(format!(
+                "--min-lr must be in [0, lr], got {}",
+                self.schedule.min_lr
+            ));
         }
-        if self.warmup_epochs < 0.0 {
+        if self.schedule.warmup_epochs < 0.0 {
             return bad("--warmup-epochs must be >= 0".into());
         }
-        if self.devices == 0 {
+        if self.runtime.devices == 0 {
             return bad("--devices must be at least 1".into());
         }
-        if let Some([h, w]) = self.resize
+        if let Some([h, w]) = self.data.resize
             && (h == 0 || w == 0)
         {
             return bad("--resize must be positive".into());
         }
-        if self.per_class == Some(0) {
+        if self.data.per_class == Some(0) {
             return bad("--per-class must be at least 1".into());
         }
-        if let Some(c) = &self.classes
+        if let Some(c) = &self.data.classes
             && c.is_empty()
         {
             return bad("--classes needs at least one class".into());
         }
         if let Some(ft) = &self.finetune {
-            ft.validate(self.epochs)?;
+            ft.validate(self.train_loop.epochs)?;
         }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
+        if !(0.0..1.0).contains(&self.train_loop.label_smoothing) {
             return bad(format!(
                 "--label-smoothing must be in [0, 1), got {}",
-                self.label_smoothing
+                self.train_loop.label_smoothing
             ));
         }
         // Each goes to a std constructor or an allocation that would panic or abort.
-        if !(self.log_every_secs.is_finite()
-            && self.log_every_secs > 0.0
-            && self.log_every_secs <= 1e9)
+        if !(self.runtime.log_every_secs.is_finite()
+            && self.runtime.log_every_secs > 0.0
+            && self.runtime.log_every_secs <= 1e9)
         {
             return bad(format!(
                 "--log-every must be a number of seconds in (0, 1e9], got {}",
-                self.log_every_secs
+                self.runtime.log_every_secs
             ));
         }
-        if let Some([h, w]) = self.resize
+        if let Some([h, w]) = self.data.resize
             && (h > MAX_SIDE || w > MAX_SIDE)
         {
             return bad(format!(
                 "--resize {h}x{w} is larger than {MAX_SIDE} pixels a side"
             ));
         }
-        if self.workers > MAX_WORKERS {
+        if self.runtime.workers > MAX_WORKERS {
             return bad(format!(
                 "--workers {} is more than {MAX_WORKERS}; 1-2 per core is plenty",
-                self.workers
+                self.runtime.workers
             ));
         }
-        if self.cutout > MAX_SIDE {
+        if self.data.cutout > MAX_SIDE {
             return bad(format!(
                 "--cutout {} is larger than {MAX_SIDE}",
-                self.cutout
+                self.data.cutout
             ));
         }
-        if self.train_limit == Some(0) {
+        if self.data.train_limit == Some(0) {
             return bad("--train-limit must be at least 1".into());
         }
         Ok(())

@@ -8,8 +8,10 @@
 //!
 //! ```no_run
 //! use ember_train::config::TrainConfig;
-//! let config = TrainConfig { model: "lenet5_modern".into(), dataset: ember_data::DatasetSpec::Mnist,
-//!     data_dir: Some("data/mnist-subset".into()), epochs: 2, ..TrainConfig::default() };
+//! // Every section has its defaults (`[data]`, `[optim]`, `[schedule]`, `[loop]`, `[runtime]`).
+//! let mut config = TrainConfig { model: "lenet5_modern".into(), ..TrainConfig::default() };
+//! config.data.data_dir = Some("data/mnist-subset".into());
+//! config.train_loop.epochs = 2;
 //! let outcome = ember_train::Training::new(&config).launch()?;
 //! println!("{:?}", outcome.report.map(|r| r.accuracy));
 //! # Ok::<(), ember_train::error::TrainError>(())

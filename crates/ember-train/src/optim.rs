@@ -31,7 +31,7 @@ pub fn build(config: &TrainConfig) -> ModuleOptimizer {
 /// `model`'s biases and normalisation parameters when `config.no_decay_norm_bias` is set and
 /// there is weight decay to skip.
 pub fn build_for<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
-    let group = (config.no_decay_norm_bias && config.weight_decay > 0.0)
+    let group = (config.optim.no_decay_norm_bias && config.optim.weight_decay > 0.0)
         .then(|| ParamGroup::from_ids(no_decay_ids(model)));
     build_groups(config, group)
 }
@@ -73,13 +73,15 @@ fn grouped<O: Optimizer>(
 fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOptimizer {
     let wd = |w: f64| (w > 0.0).then(|| WeightDecayConfig::new(w as f32));
     let clip = config
+        .optim
         .grad_clip
         .map(|c| GradientClippingConfig::Norm(c as f32).init());
-    let momentum = config.momentum();
-    let decay = config.weight_decay;
-    match config.optimizer {
+    let momentum = config.optim.momentum();
+    let decay = config.optim.weight_decay;
+    match config.optim.optimizer {
         OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => {
-            let nesterov = config.nesterov || config.optimizer == OptimizerKind::Nesterov;
+            let nesterov =
+                config.optim.nesterov || config.optim.optimizer == OptimizerKind::Nesterov;
             let sgd = |w: f64| {
                 let m = (momentum > 0.0).then(|| {
                     MomentumConfig::new()

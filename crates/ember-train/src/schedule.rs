@@ -38,14 +38,14 @@ impl Schedule {
     pub fn from_config(config: &TrainConfig, steps_per_epoch: usize) -> Self {
         let spe = steps_per_epoch.max(1) as u64;
         Self {
-            kind: config.schedule,
-            lr: config.lr,
-            min_lr: config.min_lr,
-            gamma: config.gamma,
-            step_size: config.step_size.max(1),
-            warmup_steps: (config.warmup_epochs * spe as f64).round() as u64,
+            kind: config.schedule.kind,
+            lr: config.optim.lr,
+            min_lr: config.schedule.min_lr,
+            gamma: config.schedule.gamma,
+            step_size: config.schedule.step_size.max(1),
+            warmup_steps: (config.schedule.warmup_epochs * spe as f64).round() as u64,
             steps_per_epoch: spe,
-            total_steps: spe * config.epochs.max(1) as u64,
+            total_steps: spe * config.train_loop.epochs.max(1) as u64,
             step: 0,
         }
     }
@@ -124,12 +124,21 @@ mod tests {
 
     fn schedule(kind: ScheduleKind) -> Schedule {
         let config = TrainConfig {
-            schedule: kind,
-            lr: 0.1,
-            epochs: 10,
-            step_size: 3,
-            gamma: 0.5,
-            warmup_epochs: 2.0,
+            optim: crate::config::OptimConfig {
+                lr: 0.1,
+                ..Default::default()
+            },
+            train_loop: crate::config::LoopConfig {
+                epochs: 10,
+                ..Default::default()
+            },
+            schedule: crate::config::ScheduleConfig {
+                kind,
+                step_size: 3,
+                gamma: 0.5,
+                warmup_epochs: 2.0,
+                ..Default::default()
+            },
             ..TrainConfig::default()
         };
         Schedule::from_config(&config, 100)

@@ -15,20 +15,34 @@ fn run(
 ) -> Vec<ember_train::logger::EpochRecord> {
     let config = TrainConfig {
         model: "lenet5_bn".into(),
-        dataset: ember_data::DatasetSpec::Mnist,
-        data_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")),
-        val_split: 0.1,
-        train_limit: Some(256),
-        epochs: 1,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        lr: 1e-3,
-        augment: ember_data::transform::Preset::Cifar,
-        backend,
-        workers,
-        seed,
-        out: out.clone(),
-        log_every_secs: 1e9,
+        data: ember_train::config::DataConfig {
+            dataset: ember_data::DatasetSpec::Mnist,
+            data_dir: Some(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset"),
+            ),
+            val_split: 0.1,
+            train_limit: Some(256),
+            augment: ember_data::transform::Preset::Cifar,
+            ..Default::default()
+        },
+        optim: ember_train::config::OptimConfig {
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            ..Default::default()
+        },
+        train_loop: ember_train::config::LoopConfig {
+            epochs: 1,
+            batch_size: 32,
+            seed,
+            ..Default::default()
+        },
+        runtime: ember_train::config::RuntimeConfig {
+            backend,
+            workers,
+            out: out.clone(),
+            log_every_secs: 1e9,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     trainer::Training::new(&config).launch().unwrap();

@@ -264,7 +264,7 @@ pub fn search_with(
         .grid_point(0)
         .ok_or_else(|| TrainError::Config("the search space has no point".into()))?;
     let probe = space.config(&first)?;
-    if probe.val_split <= 0.0 {
+    if probe.data.val_split <= 0.0 {
         return Err(TrainError::Config(
             "the objective is a validation metric: set val_split (e.g. 0.1) in [base]".into(),
         ));
@@ -337,7 +337,7 @@ pub fn search_with(
     write_results(space, options, dir, &trials)?;
     if let Some(b) = &best {
         let mut config = space.config(&b.params)?;
-        config.out = PathBuf::from("runs/search-best");
+        config.runtime.out = PathBuf::from("runs/search-best");
         config.save(&dir.join("best.toml"))?;
     }
     Ok(SearchOutcome {
@@ -499,16 +499,16 @@ fn run_trial(
     train: &TrialTrainer,
 ) -> Result<()> {
     let mut config: TrainConfig = space.config(params)?;
-    config.out = trial_dir(dir, id);
+    config.runtime.out = trial_dir(dir, id);
     // The trials share the machine: one loader thread each when several run at once.
     if options.parallel > 1 {
-        config.workers = 1;
+        config.runtime.workers = 1;
     }
-    let run = RunDir::new(&config.out);
+    let run = RunDir::new(&config.runtime.out);
     let resume = run.latest_checkpoint().is_some();
     let objective = options.objective;
     let prune = options.prune;
-    let last_epoch = config.epochs;
+    let last_epoch = config.train_loop.epochs;
     let hook: EpochHook = {
         let shared = shared.clone();
         let dir = dir.to_path_buf();
@@ -544,7 +544,7 @@ fn run_trial(
     let started = Instant::now();
     // A search killed after a trial's last epoch but before it was recorded: read its metrics.
     let records = match run.latest_checkpoint() {
-        Some(e) if e >= config.epochs && run.metrics().is_file() => {
+        Some(e) if e >= config.train_loop.epochs && run.metrics().is_file() => {
             crate::logger::read_metrics(&run.metrics())?
         }
         _ => train(&config, resume, hook)?.records,

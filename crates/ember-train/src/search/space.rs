@@ -26,8 +26,8 @@
 //! log = true
 //! ```
 //!
-//! A knob names any `ember train` option (a `TrainConfig` field) or, with `model_options.`,
-//! any field of the model's config. Grid search takes `steps` values of a float or int knob
+//! A knob names any `ember train` option, by its section (`optim.lr`, `loop.epochs`) or the
+//! older flat way (`lr`, `epochs`), or, with `model_options.`, any field of the model's config. Grid search takes `steps` values of a float or int knob
 //! (evenly spaced, on the log scale when `log`; default 3) and every value of a choice.
 
 use crate::config::TrainConfig;
@@ -423,9 +423,11 @@ impl Space {
 
     /// The `ember train` config of one trial: `[base]` with the trial's values set.
     pub fn config(&self, a: &Assignment) -> Result<TrainConfig> {
-        let mut t = self.base.clone();
+        // Knobs and base may name a key the older, flat way (`lr`) or by its section
+        // (`optim.lr`): both are set at the sectioned path, so a knob overrides the base.
+        let mut t = TrainConfig::sectioned(self.base.clone()).map_err(TrainError::Config)?;
         for (name, value) in a {
-            set_path(&mut t, name, value.clone());
+            set_path(&mut t, &TrainConfig::sectioned_path(name), value.clone());
         }
         let config: TrainConfig = toml::Value::Table(t)
             .try_into()

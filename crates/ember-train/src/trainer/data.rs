@@ -29,10 +29,10 @@ pub struct RunData {
 
 /// Opens the dataset of `config` and splits it.
 pub fn load_data(config: &TrainConfig) -> Result<RunData> {
-    let spec = &config.dataset;
-    let dir = config.data_dir.as_deref();
+    let spec = &config.data.dataset;
+    let dir = config.data.data_dir.as_deref();
     let only = |ds: Arc<dyn ClassificationDataset>| -> Result<Arc<dyn ClassificationDataset>> {
-        Ok(match &config.classes {
+        Ok(match &config.data.classes {
             Some(c) => Arc::new(ClassSubset::new(ds, c, None)?),
             None => ds,
         })
@@ -42,8 +42,8 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
     let (train, valid): (
         Arc<dyn ClassificationDataset>,
         Arc<dyn ClassificationDataset>,
-    ) = if config.val_split > 0.0 {
-        let (t, v) = train_val_split(full, config.val_split, config.seed, true)?;
+    ) = if config.data.val_split > 0.0 {
+        let (t, v) = train_val_split(full, config.data.val_split, config.train_loop.seed, true)?;
         (Arc::new(t), Arc::new(v))
     } else {
         let n = full.len();
@@ -52,14 +52,14 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
             Arc::new(Subset::new(full, Vec::new())),
         )
     };
-    let train: Arc<dyn ClassificationDataset> = match config.per_class {
+    let train: Arc<dyn ClassificationDataset> = match config.data.per_class {
         Some(n) => {
             let all: Vec<usize> = (0..classes.len()).collect();
             Arc::new(ClassSubset::new(train, &all, Some(n))?)
         }
         None => train,
     };
-    let train: Arc<dyn ClassificationDataset> = match config.train_limit {
+    let train: Arc<dyn ClassificationDataset> = match config.data.train_limit {
         Some(limit) if limit < train.len() => {
             // Evenly spaced items keep the class mix of the (shuffled-by-class) split.
             let step = train.len() as f64 / limit as f64;
@@ -77,10 +77,10 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
         .get(0)
         .map_err(|e| TrainError::Config(format!("cannot read the first training image: {e}")))?;
     let img = &first.image;
-    let [h, w] = config.resize.unwrap_or([img.height, img.width]);
+    let [h, w] = config.data.resize.unwrap_or([img.height, img.width]);
     let input = [img.channels, h, w];
     let stats = spec.stats().for_channels(img.channels);
-    let eval_preset = if config.augment == Preset::Imagenet {
+    let eval_preset = if config.data.augment == Preset::Imagenet {
         Preset::Imagenet
     } else {
         Preset::None
@@ -92,10 +92,10 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
         classes,
         input,
         train_transforms: {
-            let mut t = config.augment.train([h, w], &stats);
-            if config.cutout > 0 {
+            let mut t = config.data.augment.train([h, w], &stats);
+            if config.data.cutout > 0 {
                 t.push(Transform::Cutout {
-                    size: config.cutout,
+                    size: config.data.cutout,
                 });
             }
             t

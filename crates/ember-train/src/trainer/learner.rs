@@ -71,11 +71,15 @@ pub(crate) fn launch<N: Network>(
     // Optimizer (and schedule) steps per epoch. With N devices Burn's multi-device strategy
     // cuts each epoch into N slices (the last takes the remainder) and makes one step per
     // round of N batches, one from each slice: as many steps as the largest slice has batches.
-    let steps_per_epoch =
-        optimizer_steps_per_epoch(data.train.len(), config.batch_size, devices.len());
+    let steps_per_epoch = optimizer_steps_per_epoch(
+        data.train.len(),
+        config.train_loop.batch_size,
+        devices.len(),
+    );
     // Four measured steps per epoch: enough for a mean; each costs about a tenth of a second
     // for LeNet on 2 cores (full MNIST, dev build: 14.4 s per epoch with 8 samples, 13.6 s without).
     let diagnostics = config
+        .runtime
         .diagnostics
         .then(|| Diagnostics::new(steps_per_epoch.div_ceil(4), &run.root));
     if let Some(d) = &diagnostics {
@@ -85,10 +89,10 @@ pub(crate) fn launch<N: Network>(
     // One metric, one direction, for both the best checkpoint and early stopping.
     let (best_strategy, early_stopping) = {
         let condition = StoppingCondition::NoImprovementSince {
-            n_epochs: config.early_stop_patience.unwrap_or(1),
+            n_epochs: config.train_loop.early_stop_patience.unwrap_or(1),
         };
         let split = MetricSplit::Valid;
-        match config.monitor {
+        match config.train_loop.monitor {
             Monitor::ValAccuracy => {
                 let (m, d) = (AccuracyMetric::new(), Direction::Highest);
                 (
@@ -139,12 +143,12 @@ pub(crate) fn launch<N: Network>(
     .num_epochs(end);
     let guard = NonFiniteGuard::new(training.interrupter());
     training = training.metric_train(guard.clone());
-    if config.early_stop_patience.is_some() {
+    if config.train_loop.early_stop_patience.is_some() {
         training = training.early_stopping(early_stopping);
     }
     if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
         training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
-            config.log_every_secs,
+            config.runtime.log_every_secs,
         ))));
     }
     if devices.len() > 1 {

@@ -282,9 +282,9 @@ impl<'a, N> Training<'a, N> {
     }
 
     fn announce_backend(&self) {
-        if self.config.backend == Backend::Auto {
+        if self.config.runtime.backend == Backend::Auto {
             self.events.emit(Event::BackendChosen {
-                reason: self.config.backend.resolve().reason,
+                reason: self.config.runtime.backend.resolve().reason,
             });
         }
     }
@@ -297,7 +297,7 @@ impl Training<'_, ZooModel> {
         config.validate()?;
         self.announce_backend();
         let setup = self.setup();
-        let devices = devices(config.backend, config.devices)?;
+        let devices = devices(config.runtime.backend, config.runtime.devices)?;
         let data = load_data(config)?;
         let model_cfg = model_config(config, data.input, data.classes.len(), &devices[0])?;
         let info = RunInfo {
@@ -306,7 +306,7 @@ impl Training<'_, ZooModel> {
             input: data.input,
             classes: data.classes.clone(),
             eval_transforms: data.eval_transforms.clone(),
-            dataset: config.dataset.clone(),
+            dataset: config.data.dataset.clone(),
         };
         let Some(ft) = &config.finetune else {
             let build = move |d: &Device| model_cfg.init(d).map_err(TrainError::from);
@@ -351,7 +351,7 @@ where
             input: data.input,
             classes: data.classes.clone(),
             eval_transforms: data.eval_transforms.clone(),
-            dataset: config.dataset.clone(),
+            dataset: config.data.dataset.clone(),
         };
         let CustomNetwork(build) = &self.network;
         let for_build = info.clone();

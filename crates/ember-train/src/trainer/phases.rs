@@ -34,8 +34,8 @@ pub(crate) fn train_network<N: Network>(
     } = setup;
     let (config, resume) = (*config, *resume);
     config.validate_options()?;
-    let run = RunDir::new(&config.out);
-    let devices = devices(config.backend, config.devices)?;
+    let run = RunDir::new(&config.runtime.out);
+    let devices = devices(config.runtime.backend, config.runtime.devices)?;
     let device = devices[0].clone();
     let start_epoch = if resume {
         let (newest, damaged) = run.resumable_checkpoint();
@@ -65,10 +65,10 @@ pub(crate) fn train_network<N: Network>(
         // A run killed after its last checkpoint but before its final weights and report
         // were written is finished by a resume (no epoch trains); a finished one is not.
         let finished = run.final_weights().is_file() && run.root.join("report.json").is_file();
-        if e >= config.epochs && finished {
+        if e >= config.train_loop.epochs && finished {
             return Err(TrainError::Config(format!(
                 "the run already finished its {} epochs (checkpoint of epoch {e}); raise --epochs to train further",
-                config.epochs
+                config.train_loop.epochs
             )));
         }
         e
@@ -96,10 +96,10 @@ pub(crate) fn train_network<N: Network>(
             ds,
             transforms,
             LoaderConfig {
-                batch_size: config.batch_size,
+                batch_size: config.train_loop.batch_size,
                 shuffle,
-                seed: config.seed,
-                workers: config.workers,
+                seed: config.train_loop.seed,
+                workers: config.runtime.workers,
                 drop_last: false,
             },
             device.clone(),
@@ -120,10 +120,13 @@ pub(crate) fn train_network<N: Network>(
     // checkpoint with everything trainable.
     let phases: Vec<(usize, Vec<String>)> = match tuning {
         Some(t) => match t.unfreeze_after {
-            Some(n) => vec![(n, t.head_only.clone()), (config.epochs, t.frozen.clone())],
-            None => vec![(config.epochs, t.frozen.clone())],
+            Some(n) => vec![
+                (n, t.head_only.clone()),
+                (config.train_loop.epochs, t.frozen.clone()),
+            ],
+            None => vec![(config.train_loop.epochs, t.frozen.clone())],
         },
-        None => vec![(config.epochs, Vec::new())],
+        None => vec![(config.train_loop.epochs, Vec::new())],
     };
     let mut start_epoch = start_epoch;
     let mut seconds = 0.0;
@@ -137,13 +140,17 @@ pub(crate) fn train_network<N: Network>(
         // does not replay the first epoch's masks.
         let net = seeded_init(
             &device,
-            config.seed.wrapping_add(start_epoch as u64 * 7919),
+            config
+                .train_loop
+                .seed
+                .wrapping_add(start_epoch as u64 * 7919),
             || build(&ad),
         )?;
         let (net, frozen_values) = crate::finetune::freeze_prefixes(net, &frozen);
         let mut model = Classifier::new(net)
             .with_label_smoothing(
-                (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32),
+                (config.train_loop.label_smoothing > 0.0)
+                    .then_some(config.train_loop.label_smoothing as f32),
             )
             .with_grad_scale(1.0 / devices.len() as f32);
         if start_epoch > 0 {

@@ -27,7 +27,7 @@ pub(crate) fn finish<N: Network>(
     let has_validation = !data.valid.is_empty();
     save_weights(&final_net, &run.final_weights())?;
 
-    let best_epoch = best_epoch(&records, config.monitor);
+    let best_epoch = best_epoch(&records, config.train_loop.monitor);
     let mut eval_net = final_net.valid();
     if let Some(best) = best_epoch {
         // Checkpoints hold the Learner's model (the network inside a `Classifier`); best.bpk
@@ -40,7 +40,7 @@ pub(crate) fn finish<N: Network>(
         }
     }
     let last_epoch = records.last().map_or(0, |r| r.epoch);
-    let stopped_early = last_epoch < config.epochs;
+    let stopped_early = last_epoch < config.train_loop.epochs;
     if !records.is_empty() {
         let name = config.model.clone();
         crate::plot::curves_png(&[(name, records.clone())], &run.curves())?;
@@ -60,15 +60,15 @@ pub(crate) fn finish<N: Network>(
                 ds,
                 data.eval_transforms.clone(),
                 LoaderConfig {
-                    batch_size: config.batch_size.max(64),
+                    batch_size: config.train_loop.batch_size.max(64),
                     shuffle: false,
-                    seed: config.seed,
-                    workers: config.workers,
+                    seed: config.train_loop.seed,
+                    workers: config.runtime.workers,
                     drop_last: false,
                 },
                 eval_device,
             )?;
-            let report = evaluate(&eval_net, &loader, &data.classes, config.tta)?;
+            let report = evaluate(&eval_net, &loader, &data.classes, config.train_loop.tta)?;
             let which = if best_epoch.is_some() {
                 format!("best epoch ({})", best_epoch.unwrap_or(0))
             } else {
@@ -78,7 +78,7 @@ pub(crate) fn finish<N: Network>(
                 &run.root,
                 &format!(
                     "{} on the {} split of {}, {which}",
-                    config.model, split_name, config.dataset
+                    config.model, split_name, config.data.dataset
                 ),
             )?;
             Some(report)

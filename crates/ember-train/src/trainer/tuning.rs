@@ -38,7 +38,7 @@ pub(crate) fn prepare(
     device: &Device,
     events: &Events,
 ) -> Result<(Tuning, Option<Model>)> {
-    ft.validate(config.epochs)?;
+    ft.validate(config.train_loop.epochs)?;
     let head = model_cfg.head();
     let names: Vec<String> = crate::finetune::named_params(&model_cfg.init(device)?)
         .into_iter()
@@ -64,7 +64,7 @@ pub(crate) fn prepare(
         new_head: true,
         reset_head: ft.reset_head || other_classes,
     };
-    let run = RunDir::new(&config.out);
+    let run = RunDir::new(&config.runtime.out);
     // Fail before training when the weights do not fit; a run with a checkpoint starts from it.
     let pretrained = if run.latest_checkpoint().is_none() {
         run.ensure_ours()?;

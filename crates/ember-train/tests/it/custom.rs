@@ -5,12 +5,11 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 use ember_models::Taps;
-use ember_train::config::{OptimizerKind, TrainConfig, Tta};
+use ember_train::config::Tta;
 use ember_train::predict::TrainedModel;
 use ember_train::run::RunInfo;
 use ember_train::trainer::{Event, Training};
-use ember_train::{Backend, Network, viz};
-use std::path::PathBuf;
+use ember_train::{Network, viz};
 use std::sync::{Arc, Mutex};
 
 #[derive(Module, Debug)]
@@ -47,23 +46,12 @@ impl Network for TwoLayer {
 fn a_custom_network_trains_evaluates_and_shows_its_feature_maps_like_a_zoo_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("two_layer");
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset");
-    let config = TrainConfig {
-        model: "two_layer".into(),
-        dataset: ember_data::DatasetSpec::Mnist,
-        data_dir: Some(data.clone()),
-        val_split: 0.1,
-        train_limit: Some(1024),
-        epochs: 1,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        lr: 2e-3,
-        backend: Backend::Flex,
-        workers: 1,
-        out: out.clone(),
-        log_every_secs: 1e9,
-        ..TrainConfig::default()
-    };
+    let data = crate::mnist_subset();
+    let mut config = crate::quick_mnist(&out);
+    config.model = "two_layer".into();
+    config.data.train_limit = Some(1024);
+    config.schedule = Default::default();
+    config.train_loop.epochs = 1;
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
     let outcome = Training::new(&config)

@@ -8,34 +8,23 @@ use ember_train::config::{OptimizerKind, TrainConfig};
 use ember_train::finetune::{FinetuneConfig, Freeze};
 use ember_train::run::RunDir;
 use ember_train::weights::{self, LoadOptions};
-use ember_train::{Backend, Classifier, trainer};
+use ember_train::{Classifier, trainer};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn mnist_subset() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")
-}
+use std::path::Path;
 
 fn config(out: &Path, classes: Vec<usize>) -> TrainConfig {
     let mut options = toml::Table::new();
     options.insert("base_channels".into(), toml::Value::Integer(4));
-    TrainConfig {
-        model: "resnet18_cifar".into(),
-        model_options: options,
-        dataset: ember_data::DatasetSpec::Mnist,
-        data_dir: Some(mnist_subset()),
-        classes: Some(classes),
-        epochs: 1,
-        batch_size: 16,
-        optimizer: OptimizerKind::Adam,
-        lr: 2e-3,
-        backend: Backend::Flex,
-        workers: 1,
-        out: out.to_path_buf(),
-        log_every_secs: 1e9,
-        diagnostics: false,
-        ..TrainConfig::default()
-    }
+    let mut c = crate::quick_mnist(out);
+    c.model = "resnet18_cifar".into();
+    c.model_options = options;
+    c.data.classes = Some(classes);
+    c.data.train_limit = None;
+    c.schedule = Default::default();
+    c.train_loop.epochs = 1;
+    c.train_loop.batch_size = 16;
+    c.runtime.diagnostics = false;
+    c
 }
 
 /// Every tensor of a run's weights (or one checkpoint), by name, batch-norm statistics included.
@@ -87,7 +76,7 @@ fn frozen_layers_and_their_batch_norm_statistics_stay_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
     let mut pre = config(&source, vec![0, 1, 2, 3, 4]);
-    pre.train_limit = Some(256);
+    pre.data.train_limit = Some(256);
     trainer::Training::new(&pre).launch().unwrap();
     let before = tensors(&source, None);
     // Pre-training moved the statistics away from 0 and 1, so a frozen copy is telling.
@@ -96,8 +85,8 @@ fn frozen_layers_and_their_batch_norm_statistics_stay_bit_identical() {
     let finetune = |name: &str, ft: FinetuneConfig, epochs: usize| {
         let out = dir.path().join(name);
         let mut c = config(&out, vec![5, 6, 7, 8, 9]);
-        c.per_class = Some(10);
-        c.epochs = epochs;
+        c.data.per_class = Some(10);
+        c.train_loop.epochs = epochs;
         c.finetune = Some(FinetuneConfig {
             from: source.clone(),
             ..ft
@@ -159,15 +148,15 @@ fn a_zero_backbone_rate_trains_only_the_head() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
     let mut pre = config(&source, vec![0, 1, 2, 3, 4]);
-    pre.train_limit = Some(64);
+    pre.data.train_limit = Some(64);
     trainer::Training::new(&pre).launch().unwrap();
     let before = tensors(&source, None);
 
     let out = dir.path().join("tuned");
     let mut c = config(&out, vec![0, 1, 2, 3, 4]);
-    c.per_class = Some(8);
-    c.optimizer = OptimizerKind::Sgd;
-    c.lr = 0.05;
+    c.data.per_class = Some(8);
+    c.optim.optimizer = OptimizerKind::Sgd;
+    c.optim.lr = 0.05;
     c.finetune = Some(FinetuneConfig {
         from: source.clone(),
         backbone_lr_factor: 0.0,

@@ -1,30 +1,13 @@
 //! `--devices 2` hands two CPU devices to Burn's multi-device strategy.
 
 use ember_train::config::TrainConfig;
-use ember_train::{Backend, trainer};
-use std::path::PathBuf;
+use ember_train::trainer;
 
 #[test]
 fn trains_on_two_cpu_devices() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TrainConfig {
-        model: "lenet5_modern".into(),
-        dataset: ember_data::DatasetSpec::Mnist,
-        data_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")),
-        val_split: 0.1,
-        train_limit: Some(1536),
-        epochs: 2,
-        batch_size: 32,
-        optimizer: ember_train::config::OptimizerKind::Adam,
-        lr: 2e-3,
-        schedule: ember_train::config::ScheduleKind::Cosine,
-        backend: Backend::Flex,
-        devices: 2,
-        workers: 1,
-        out: dir.path().join("multi"),
-        log_every_secs: 1e9,
-        ..TrainConfig::default()
-    };
+    let mut config = crate::quick_mnist(&dir.path().join("multi"));
+    config.runtime.devices = 2;
     let outcome = trainer::Training::new(&config).launch().unwrap();
     assert_eq!(outcome.records.len(), 2);
     let r = outcome.report.unwrap();
@@ -45,8 +28,11 @@ fn trains_on_two_cpu_devices() {
         "33, 33 and 34 images"
     );
     let single = trainer::Training::new(&TrainConfig {
-        devices: 1,
-        out: dir.path().join("single"),
+        runtime: ember_train::config::RuntimeConfig {
+            devices: 1,
+            out: dir.path().join("single"),
+            ..config.runtime.clone()
+        },
         ..config.clone()
     })
     .launch()

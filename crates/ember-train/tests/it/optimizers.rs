@@ -65,10 +65,13 @@ fn fit_with(kind: OptimizerKind, lr: f64, steps: usize) -> (f64, f64) {
         lin: LinearConfig::new(4, 1).init(&device),
     };
     let config = TrainConfig {
-        optimizer: kind,
-        lr,
-        weight_decay: 1e-4,
-        grad_clip: Some(10.0),
+        optim: ember_train::config::OptimConfig {
+            optimizer: kind,
+            lr,
+            weight_decay: 1e-4,
+            grad_clip: Some(10.0),
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     let mut optim = ember_train::optim::build(&config);
@@ -131,10 +134,13 @@ fn no_decay_group_spares_biases_only() {
         );
         for (flag, bias_moves) in [(false, true), (true, false)] {
             let config = TrainConfig {
-                optimizer: kind,
-                lr: 0.1,
-                weight_decay: 0.5,
-                no_decay_norm_bias: flag,
+                optim: ember_train::config::OptimConfig {
+                    optimizer: kind,
+                    lr: 0.1,
+                    weight_decay: 0.5,
+                    no_decay_norm_bias: flag,
+                    ..Default::default()
+                },
                 ..TrainConfig::default()
             };
             let mut optim = ember_train::optim::build_for(&config, &model);
@@ -175,9 +181,12 @@ fn first_steps_follow_pytorchs_formulas() {
         };
         let mut w = vec1(model.lin.weight.val().reshape([2]));
         let config = TrainConfig {
-            optimizer: kind,
-            lr,
-            weight_decay: wd,
+            optim: ember_train::config::OptimConfig {
+                optimizer: kind,
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
             ..TrainConfig::default()
         };
         let mut optim = ember_train::optim::build(&config);

@@ -242,6 +242,17 @@ fn a_bad_space_is_refused_with_the_reason() {
         config.model_options.get("batch_norm"),
         Some(&toml::Value::Boolean(true))
     );
+
+    // A knob named the flat way (`lr`) overrides a sectioned base (`[base.optim] lr`), and a
+    // sectioned knob name (`loop.epochs`) works as well.
+    let sectioned = Space::parse(
+        "[base]\nmodel = \"lenet5\"\n[base.optim]\nlr = 0.5\n[space.lr]\ntype = \"choice\"\nvalues = [0.01]\n[space.\"loop.epochs\"]\ntype = \"choice\"\nvalues = [3]\n",
+        p,
+    )
+    .unwrap();
+    let config = sectioned.config(&sectioned.grid()[0]).unwrap();
+    assert_eq!(config.optim.lr, 0.01);
+    assert_eq!(config.train_loop.epochs, 3);
 }
 
 #[test]
@@ -284,7 +295,7 @@ fn a_search_writes_its_results_and_resumes_where_it_stopped() {
     assert_eq!(best.objective, Some(max));
     // best.toml is a config `ember train --config` takes: the best trial's values.
     let config = ember_train::TrainConfig::load(&out.join("best.toml")).unwrap();
-    assert_eq!(toml::Value::Float(config.lr), best.params[0].1);
+    assert_eq!(toml::Value::Float(config.optim.lr), best.params[0].1);
 
     // Asking for more trials keeps the finished ones as they were.
     let more = search(&space, &text, &options(4), &out).unwrap();
@@ -422,8 +433,8 @@ fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
     };
     // A bug inside training (a panic in Burn, say) in trial 1; the real trainer elsewhere.
     let outcome = search_with(&space, &text, &options, &out, &|config, resume, hook| {
-        if config.out.ends_with("trial-001") {
-            panic!("injected fault in trial 1 (lr {})", config.lr);
+        if config.runtime.out.ends_with("trial-001") {
+            panic!("injected fault in trial 1 (lr {})", config.optim.lr);
         }
         ember_train::trainer::Training::new(config)
             .resume(resume)

@@ -3,32 +3,10 @@
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
 use ember_train::diagnostics::{read_activations, read_gradients};
 use ember_train::logger::read_metrics;
-use ember_train::{Backend, TrainError, trainer};
+use ember_train::{TrainError, trainer};
 use std::path::PathBuf;
 
-fn mnist_subset() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")
-}
-
-fn quick(out: &std::path::Path) -> TrainConfig {
-    TrainConfig {
-        model: "lenet5_modern".into(),
-        dataset: ember_data::DatasetSpec::Mnist,
-        data_dir: Some(mnist_subset()),
-        val_split: 0.1,
-        train_limit: Some(1536),
-        epochs: 2,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        lr: 2e-3,
-        schedule: ScheduleKind::Cosine,
-        backend: Backend::Flex,
-        workers: 1,
-        out: out.to_path_buf(),
-        log_every_secs: 1e9,
-        ..TrainConfig::default()
-    }
-}
+use crate::{mnist_subset, quick_mnist as quick};
 
 /// Accuracy and mean cross-entropy of the run in `out` on the shipped MNIST test split,
 /// through `TrainedModel` (the `predict` path) and the run's evaluation transforms.
@@ -187,7 +165,10 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
 
     // Resume continues to a longer run, keeping the first epochs' rows.
     let longer = TrainConfig {
-        epochs: 3,
+        train_loop: ember_train::config::LoopConfig {
+            epochs: 3,
+            ..config.train_loop.clone()
+        },
         ..config
     };
     let resumed = trainer::Training::new(&longer)
@@ -213,7 +194,10 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     assert_eq!(damaged.len(), 1);
     assert!(damaged[0].1.contains("optim-3.bpk"), "{damaged:?}");
     let four = TrainConfig {
-        epochs: 4,
+        train_loop: ember_train::config::LoopConfig {
+            epochs: 4,
+            ..longer.train_loop.clone()
+        },
         ..longer.clone()
     };
     // The fallback is reported through the run's events, not printed by the library.
@@ -260,7 +244,10 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         std::fs::write(ckpt.join(format!("scheduler-{e}.bpk")), b"").unwrap();
     }
     let five = TrainConfig {
-        epochs: 5,
+        train_loop: ember_train::config::LoopConfig {
+            epochs: 5,
+            ..longer.train_loop.clone()
+        },
         ..longer
     };
     let err = trainer::Training::new(&five)
@@ -296,36 +283,54 @@ fn bad_configurations_fail_before_training() {
         ),
         (
             TrainConfig {
-                lr: 0.0,
+                optim: ember_train::config::OptimConfig {
+                    lr: 0.0,
+                    ..base.optim.clone()
+                },
                 ..base.clone()
             },
             "--lr",
         ),
         (
             TrainConfig {
-                lr: -1.0,
+                optim: ember_train::config::OptimConfig {
+                    lr: -1.0,
+                    ..base.optim.clone()
+                },
                 ..base.clone()
             },
             "--lr",
         ),
         (
             TrainConfig {
-                batch_size: 0,
+                train_loop: ember_train::config::LoopConfig {
+                    batch_size: 0,
+                    ..base.train_loop.clone()
+                },
                 ..base.clone()
             },
             "--batch-size",
         ),
         (
             TrainConfig {
-                val_split: 0.0,
-                early_stop_patience: Some(2),
+                data: ember_train::config::DataConfig {
+                    val_split: 0.0,
+                    ..base.data.clone()
+                },
+                train_loop: ember_train::config::LoopConfig {
+                    early_stop_patience: Some(2),
+                    ..base.train_loop.clone()
+                },
                 ..base.clone()
             },
             "validation split",
         ),
         (
             TrainConfig {
-                momentum: Some(1.5),
+                optim: ember_train::config::OptimConfig {
+                    momentum: Some(1.5),
+                    ..base.optim.clone()
+                },
                 ..base.clone()
             },
             "--momentum",
@@ -343,42 +348,60 @@ fn bad_configurations_fail_before_training() {
     for (config, needle) in [
         (
             TrainConfig {
-                log_every_secs: -1.0,
+                runtime: ember_train::config::RuntimeConfig {
+                    log_every_secs: -1.0,
+                    ..base.runtime.clone()
+                },
                 ..base.clone()
             },
             "--log-every",
         ),
         (
             TrainConfig {
-                log_every_secs: f64::NAN,
+                runtime: ember_train::config::RuntimeConfig {
+                    log_every_secs: f64::NAN,
+                    ..base.runtime.clone()
+                },
                 ..base.clone()
             },
             "--log-every",
         ),
         (
             TrainConfig {
-                log_every_secs: 1e300,
+                runtime: ember_train::config::RuntimeConfig {
+                    log_every_secs: 1e300,
+                    ..base.runtime.clone()
+                },
                 ..base.clone()
             },
             "--log-every",
         ),
         (
             TrainConfig {
-                resize: Some([100_000, 100_000]),
+                data: ember_train::config::DataConfig {
+                    resize: Some([100_000, 100_000]),
+                    ..base.data.clone()
+                },
                 ..base.clone()
             },
             "--resize",
         ),
         (
             TrainConfig {
-                workers: 1 << 40,
+                runtime: ember_train::config::RuntimeConfig {
+                    workers: 1 << 40,
+                    ..base.runtime.clone()
+                },
                 ..base.clone()
             },
             "--workers",
         ),
         (
             TrainConfig {
-                label_smoothing: 1.0,
+                train_loop: ember_train::config::LoopConfig {
+                    label_smoothing: 1.0,
+                    ..base.train_loop.clone()
+                },
                 ..base.clone()
             },
             "--label-smoothing",
@@ -394,7 +417,7 @@ fn bad_configurations_fail_before_training() {
             config.model
         );
         assert!(
-            !config.out.join("checkpoint").exists(),
+            !config.runtime.out.join("checkpoint").exists(),
             "nothing trained for {needle}"
         );
     }
@@ -411,9 +434,15 @@ fn a_diverging_run_stops_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nan");
     let config = TrainConfig {
-        lr: 1e30,
-        optimizer: OptimizerKind::Sgd,
-        schedule: ScheduleKind::Constant,
+        optim: ember_train::config::OptimConfig {
+            lr: 1e30,
+            optimizer: OptimizerKind::Sgd,
+            ..quick(&out).optim.clone()
+        },
+        schedule: ember_train::config::ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            ..quick(&out).schedule.clone()
+        },
         ..quick(&out)
     };
     let err = trainer::Training::new(&config).launch().unwrap_err();
@@ -438,12 +467,24 @@ fn early_stopping_stops_and_keeps_the_best_epoch() {
     let out = dir.path().join("es");
     // A learning rate of ~0 cannot improve validation accuracy after the first epoch.
     let config = TrainConfig {
-        lr: 1e-12,
-        epochs: 6,
-        train_limit: Some(128),
-        early_stop_patience: Some(1),
-        monitor: Monitor::ValAccuracy,
-        schedule: ScheduleKind::Constant,
+        data: ember_train::config::DataConfig {
+            train_limit: Some(128),
+            ..quick(&out).data.clone()
+        },
+        optim: ember_train::config::OptimConfig {
+            lr: 1e-12,
+            ..quick(&out).optim.clone()
+        },
+        train_loop: ember_train::config::LoopConfig {
+            epochs: 6,
+            early_stop_patience: Some(1),
+            monitor: Monitor::ValAccuracy,
+            ..quick(&out).train_loop.clone()
+        },
+        schedule: ember_train::config::ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            ..quick(&out).schedule.clone()
+        },
         ..quick(&out)
     };
     let outcome = trainer::Training::new(&config).launch().unwrap();
@@ -772,4 +813,33 @@ fn every_committed_run_config_still_loads() {
             file.display()
         );
     }
+}
+
+#[test]
+fn flat_and_sectioned_configs_read_the_same() {
+    let flat: TrainConfig = toml::from_str(
+        "model = \"resnet18_cifar\"\ndataset = \"cifar10\"\nlr = 0.05\nschedule = \"cosine\"\nepochs = 30\nbackend = \"flex\"\ncutout = 16\n",
+    )
+    .unwrap();
+    let sectioned: TrainConfig = toml::from_str(
+        "model = \"resnet18_cifar\"\n[data]\ndataset = \"cifar10\"\ncutout = 16\n[optim]\nlr = 0.05\n[schedule]\nkind = \"cosine\"\n[loop]\nepochs = 30\n[runtime]\nbackend = \"flex\"\n",
+    )
+    .unwrap();
+    assert_eq!(flat, sectioned);
+    assert_eq!(flat.optim.lr, 0.05);
+    assert_eq!(flat.schedule.kind, ScheduleKind::Cosine);
+    assert_eq!(flat.train_loop.epochs, 30);
+    assert_eq!(flat.data.cutout, 16);
+    // What a run writes is the sectioned form, and reads back equal.
+    let text = toml::to_string_pretty(&flat).unwrap();
+    assert!(
+        text.contains("[optim]") && text.contains("[loop]"),
+        "{text}"
+    );
+    assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), flat);
+    // A key given both ways, or one no section knows, is an error that names it.
+    let err = toml::from_str::<TrainConfig>("lr = 0.1\n[optim]\nlr = 0.2\n").unwrap_err();
+    assert!(err.to_string().contains("`lr` is given twice"), "{err}");
+    let err = toml::from_str::<TrainConfig>("[optim]\nlearning_rate = 0.2\n").unwrap_err();
+    assert!(err.to_string().contains("learning_rate"), "{err}");
 }
