@@ -10,81 +10,36 @@
 //! cargo run --release --example lenet_mnist --features wgpu -- --backend wgpu
 //! ```
 //!
-//! It writes a run directory (metrics.csv, curves.png, report.txt, confusion.png, weights) and
+//! The recipe is data, `recipes/lenet_mnist.toml`; every `ember train` flag changes it. It
+//! writes a run directory (metrics.csv, curves.png, report.txt, confusion.png, weights) and
 //! prints one JSON line with the timing and the test accuracy.
 
 use clap::Parser;
-use ember::train::config::{
-    DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
-    ScheduleKind, TrainConfig,
-};
-use ember::train::{Backend, trainer};
-use std::path::PathBuf;
+use ember::train::cli::TrainArgs;
+use ember::train::config::TrainConfig;
+use ember::train::trainer;
+
+/// The recipe, as data: `recipes/lenet_mnist.toml` (also `ember train --config` material).
+const RECIPE: &str = include_str!("../recipes/lenet_mnist.toml");
 
 #[derive(Parser)]
 struct Args {
-    /// MNIST folder (the four IDX files, gzipped or not).
-    #[arg(long, default_value = "data/mnist-subset")]
-    data_dir: PathBuf,
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw.
-    #[arg(long, default_value = "adam")]
-    optimizer: OptimizerKind,
-    /// Fraction held out for validation (0: train on everything, report on the test set).
-    #[arg(long, default_value_t = 0.0)]
-    val_split: f64,
-    #[arg(long, default_value = "runs/lenet_mnist")]
-    out: PathBuf,
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Any `ember train` flag changes the recipe.
+    #[command(flatten)]
+    train: TrainArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.out.join("checkpoint").exists() {
-        std::fs::remove_dir_all(&args.out)?;
+    let recipe: TrainConfig = toml::from_str(RECIPE)?;
+    let config = args.train.config_over(recipe)?;
+    // A fresh run each time, unless --resume continues one.
+    if args.train.resume.is_none() && config.runtime.out.join("checkpoint").exists() {
+        std::fs::remove_dir_all(&config.runtime.out)?;
     }
-    let config = TrainConfig {
-        model: "lenet5_modern".into(),
-        data: DataConfig {
-            dataset: ember::data::DatasetSpec::Mnist,
-            data_dir: Some(args.data_dir.clone()),
-            val_split: args.val_split,
-            ..Default::default()
-        },
-        optim: OptimConfig {
-            optimizer: args.optimizer,
-            lr: args.lr,
-            ..Default::default()
-        },
-        train_loop: LoopConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            seed: args.seed,
-            ..Default::default()
-        },
-        runtime: RuntimeConfig {
-            backend: args.backend,
-            workers: args.workers,
-            out: args.out.clone(),
-            ..Default::default()
-        },
-        schedule: ScheduleConfig {
-            kind: ScheduleKind::Cosine,
-            ..Default::default()
-        },
-        ..TrainConfig::default()
-    };
-    let outcome = trainer::Training::new(&config).launch()?;
+    let outcome = trainer::Training::new(&config)
+        .resume(args.train.resume.is_some())
+        .launch()?;
     let report = outcome.report.as_ref();
     let train_images: f64 = outcome
         .records
@@ -95,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({
             "example": "lenet_mnist",
-            "backend": args.backend.resolve().backend.name(),
+            "backend": config.runtime.backend.resolve().backend.name(),
             "epochs": outcome.records.len(),
             "seconds": outcome.seconds,
             "seconds_per_epoch": outcome.seconds / outcome.records.len().max(1) as f64,

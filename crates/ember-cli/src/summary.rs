@@ -44,19 +44,7 @@ fn parse_input(s: &str) -> Result<[usize; 3], String> {
 }
 
 /// `H,W` (or `HxW`), both positive.
-pub fn parse_size(s: &str) -> Result<[usize; 2], String> {
-    let dims: Vec<usize> = s
-        .split([',', 'x'])
-        .map(|p| p.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("`{s}` is not H,W (two positive integers, e.g. 32,32)"))?;
-    match dims[..] {
-        [h, w] if h > 0 && w > 0 => Ok([h, w]),
-        _ => Err(format!(
-            "`{s}` is not H,W (two positive integers, e.g. 32,32)"
-        )),
-    }
-}
+pub use ember_train::cli::parse_hw as parse_size;
 
 pub fn run(args: SummaryArgs) -> Result<()> {
     let device = args.backend.device()?;

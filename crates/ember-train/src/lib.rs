@@ -31,6 +31,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod adadelta;
 pub mod backend;
 pub mod classifier;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod ensemble;

@@ -784,9 +784,10 @@ fn scaled_device_gradients_sum_to_the_global_batch_gradient() {
 fn every_committed_run_config_still_loads() {
     // The configs under docs/runs/ are the record of published figures: each must read back
     // (typed: dataset, optimizer, schedule...) and survive a save and a load unchanged.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/runs");
+    // The recipes under recipes/ (the examples' defaults) too.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = Vec::new();
-    let mut dirs = vec![root];
+    let mut dirs = vec![repo.join("docs/runs"), repo.join("recipes")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -797,7 +798,7 @@ fn every_committed_run_config_still_loads() {
             }
         }
     }
-    assert!(files.len() >= 14, "{files:?}");
+    assert!(files.len() >= 16, "{files:?}");
     let out = tempfile::tempdir().unwrap();
     for file in files {
         let config = TrainConfig::load(&file).unwrap_or_else(|e| panic!("{e}"));
