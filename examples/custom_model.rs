@@ -19,9 +19,8 @@ use ember::burn::nn::{Linear, LinearConfig};
 use ember::burn::tensor::{Device, Tensor, TensorData};
 use ember::data::transform::Preset;
 use ember::data::{DatasetSpec, Split};
-use ember::models::InitScheme;
 use ember::models::Taps;
-use ember::models::blocks::{BasicBlock, ConvBnAct, ConvBnActConfig};
+use ember::models::blocks::{BasicBlock, BasicBlockConfig, ConvBnAct, ConvBnActConfig};
 use ember::train::config::{
     DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, TrainConfig, Tta,
 };
@@ -44,8 +43,8 @@ fn build(info: &RunInfo, device: &Device) -> ember::train::error::Result<TinyRes
     let [in_channels, _, _] = info.input;
     Ok(TinyResNet {
         stem: ConvBnActConfig::conv_bn_relu([in_channels, 16], 3).init(device),
-        block1: BasicBlock::new(16, 16, 1, InitScheme::Auto, device),
-        block2: BasicBlock::new(16, 32, 2, InitScheme::Auto, device),
+        block1: BasicBlockConfig::new(16, 16).init(device),
+        block2: BasicBlockConfig::new(16, 32).with_stride(2).init(device),
         pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
         head: LinearConfig::new(32, info.classes.len()).init(device),
     })

@@ -196,16 +196,26 @@ pub struct BasicBlock {
     pub downsample: Option<ConvBnAct>,
 }
 
-impl BasicBlock {
-    /// A block from `cin` to `planes` channels with the given stride.
-    pub fn new(
-        cin: usize,
-        planes: usize,
-        stride: usize,
-        init: InitScheme,
-        device: &Device,
-    ) -> Self {
-        Self {
+/// Configuration of a [`BasicBlock`]: `BasicBlockConfig::new(64, 128).with_stride(2)`.
+#[derive(Config, Debug)]
+pub struct BasicBlockConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels of both convolutions.
+    pub planes: usize,
+    /// Stride of the first convolution (and of the projection).
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Auto")]
+    pub init: InitScheme,
+}
+
+impl BasicBlockConfig {
+    /// Initialises the block on `device`.
+    pub fn init(&self, device: &Device) -> BasicBlock {
+        let (cin, planes, stride, init) = (self.in_channels, self.planes, self.stride, self.init);
+        BasicBlock {
             conv1: conv_bn([cin, planes], 3, stride, true)
                 .with_init(init)
                 .init(device),
@@ -215,7 +225,9 @@ impl BasicBlock {
             downsample: shortcut(cin, planes, stride, init, device),
         }
     }
+}
 
+impl BasicBlock {
     /// `[N, C, H, W] -> [N, planes, H/s, W/s]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         residual(x, &[&self.conv1, &self.conv2], &self.downsample)
@@ -229,6 +241,52 @@ impl Describe for BasicBlock {
             &[("conv1", &self.conv1), ("conv2", &self.conv2)],
             &self.downsample,
         )
+    }
+}
+
+/// Configuration of a [`Bottleneck`] from `in_channels` to `4 * planes` channels; its 3x3 has
+/// `width = planes * width_per_group / 64 * groups` channels (ResNeXt-50 32x4d: groups 32,
+/// width per group 4).
+#[derive(Config, Debug)]
+pub struct BottleneckConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Planes: the block outputs `4 * planes` channels.
+    pub planes: usize,
+    /// Stride of the 3x3 convolution (and of the projection).
+    #[config(default = 1)]
+    pub stride: usize,
+    /// ResNeXt cardinality: groups of the 3x3 convolution.
+    #[config(default = 1)]
+    pub groups: usize,
+    /// ResNeXt width per group (64 for plain ResNet).
+    #[config(default = 64)]
+    pub width_per_group: usize,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Auto")]
+    pub init: InitScheme,
+}
+
+impl BottleneckConfig {
+    /// Initialises the block on `device`.
+    pub fn init(&self, device: &Device) -> Bottleneck {
+        let (cin, planes, stride, init) = (self.in_channels, self.planes, self.stride, self.init);
+        let groups = self.groups;
+        let width = planes * self.width_per_group / 64 * groups;
+        let out = planes * Bottleneck::EXPANSION;
+        Bottleneck {
+            conv1: conv_bn([cin, width], 1, 1, true)
+                .with_init(init)
+                .init(device),
+            conv2: conv_bn([width, width], 3, stride, true)
+                .with_groups(groups)
+                .with_init(init)
+                .init(device),
+            conv3: conv_bn([width, out], 1, 1, false)
+                .with_init(init)
+                .init(device),
+            downsample: shortcut(cin, out, stride, init, device),
+        }
     }
 }
 
@@ -248,34 +306,6 @@ pub struct Bottleneck {
 impl Bottleneck {
     /// Output channels are `planes * EXPANSION`.
     pub const EXPANSION: usize = 4;
-
-    /// A bottleneck from `cin` to `4 * planes` channels; the 3x3 has
-    /// `width = planes * width_per_group / 64 * groups` channels.
-    pub fn new(
-        cin: usize,
-        planes: usize,
-        stride: usize,
-        groups: usize,
-        width_per_group: usize,
-        init: InitScheme,
-        device: &Device,
-    ) -> Self {
-        let width = planes * width_per_group / 64 * groups;
-        let out = planes * Self::EXPANSION;
-        Self {
-            conv1: conv_bn([cin, width], 1, 1, true)
-                .with_init(init)
-                .init(device),
-            conv2: conv_bn([width, width], 3, stride, true)
-                .with_groups(groups)
-                .with_init(init)
-                .init(device),
-            conv3: conv_bn([width, out], 1, 1, false)
-                .with_init(init)
-                .init(device),
-            downsample: shortcut(cin, out, stride, init, device),
-        }
-    }
 
     /// `[N, C, H, W] -> [N, 4 planes, H/s, W/s]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

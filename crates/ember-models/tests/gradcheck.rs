@@ -15,7 +15,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use ember_models::InitScheme;
-use ember_models::zoo::resnet::BasicBlock;
+use ember_models::blocks::BasicBlockConfig;
 
 /// The autodiff Flex device, with float64 as its default float type.
 fn device() -> Device {
@@ -264,14 +264,19 @@ fn batch_norm_in_training_mode() {
 fn residual_blocks_identity_and_projection() {
     let d = device();
     // Identity shortcut: y = relu(F(x) + x).
-    let block = BasicBlock::new(3, 3, 1, InitScheme::Kaiming, &d);
+    let block = BasicBlockConfig::new(3, 3)
+        .with_init(InitScheme::Kaiming)
+        .init(&d);
     assert!(block.downsample.is_none());
     let shape = [2, 3, 5, 5];
     check("basic block (identity)", &values(150, 4), shape, |x| {
         weighted_sum(block.forward(x))
     });
     // Projection shortcut (stride 2, 3 -> 4 channels): y = relu(F(x) + W_s x).
-    let block = BasicBlock::new(3, 4, 2, InitScheme::Kaiming, &d);
+    let block = BasicBlockConfig::new(3, 4)
+        .with_stride(2)
+        .with_init(InitScheme::Kaiming)
+        .init(&d);
     assert!(block.downsample.is_some());
     check("basic block (projection)", &values(150, 6), shape, |x| {
         let y = block.forward(x);

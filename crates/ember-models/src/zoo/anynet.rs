@@ -44,27 +44,44 @@ pub struct XBlock {
     pub downsample: Option<ConvBnAct>,
 }
 
-impl XBlock {
-    /// A block from `cin` to `cout` channels.
-    pub fn new(
-        cin: usize,
-        cout: usize,
-        stride: usize,
-        group_width: usize,
-        bottleneck_ratio: f64,
-        init: InitScheme,
-        device: &Device,
-    ) -> Self {
-        let b = bottleneck(cout, bottleneck_ratio);
-        Self {
+/// Configuration of an [`XBlock`] from `in_channels` to `out_channels`.
+#[derive(Config, Debug)]
+pub struct XBlockConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Stride of the grouped 3x3 convolution (and of the projection).
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Channels per group of the 3x3 convolution.
+    #[config(default = 16)]
+    pub group_width: usize,
+    /// Bottleneck width over block width.
+    #[config(default = 1.0)]
+    pub bottleneck_ratio: f64,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Auto")]
+    pub init: InitScheme,
+}
+
+impl XBlockConfig {
+    /// Initialises the block on `device`.
+    pub fn init(&self, device: &Device) -> XBlock {
+        let (cin, cout, stride, init) =
+            (self.in_channels, self.out_channels, self.stride, self.init);
+        let b = bottleneck(cout, self.bottleneck_ratio);
+        XBlock {
             conv1: conv_bn([cin, b], 1, 1, 1, true, init).init(device),
-            conv2: conv_bn([b, b], 3, stride, b / group_width, true, init).init(device),
+            conv2: conv_bn([b, b], 3, stride, b / self.group_width, true, init).init(device),
             conv3: conv_bn([b, cout], 1, 1, 1, false, init).init(device),
             downsample: (stride != 1 || cin != cout)
                 .then(|| conv_bn([cin, cout], 1, stride, 1, false, init).init(device)),
         }
     }
+}
 
+impl XBlock {
     /// `[N, cin, H, W] -> [N, cout, H/s, W/s]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         residual(
@@ -144,15 +161,12 @@ impl AnyNetConfig {
                 (0..depth)
                     .map(|i| {
                         let stride = if i == 0 { 2 } else { 1 };
-                        let block = XBlock::new(
-                            cin,
-                            cout,
-                            stride,
-                            self.group_width,
-                            self.bottleneck_ratio,
-                            self.init,
-                            device,
-                        );
+                        let block = XBlockConfig::new(cin, cout)
+                            .with_stride(stride)
+                            .with_group_width(self.group_width)
+                            .with_bottleneck_ratio(self.bottleneck_ratio)
+                            .with_init(self.init)
+                            .init(device);
                         cin = cout;
                         block
                     })

@@ -85,26 +85,50 @@ pub struct DenseBlock {
     pub layers: Vec<DenseLayer>,
 }
 
-impl DenseBlock {
-    /// A dense block from `cin` channels.
-    pub fn new(
-        num_layers: usize,
-        cin: usize,
-        growth: usize,
-        bn_size: usize,
-        drop_rate: f64,
-        init: InitScheme,
-        device: &Device,
-    ) -> Self {
-        Self {
-            layers: (0..num_layers)
+/// Configuration of a [`DenseBlock`]: `DenseBlockConfig::new(6, 64)` is DenseNet-121's first
+/// block (growth 32, bottleneck 4 x growth).
+#[derive(Config, Debug)]
+pub struct DenseBlockConfig {
+    /// Dense layers.
+    pub num_layers: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// New channels per layer (`k` in the paper).
+    #[config(default = 32)]
+    pub growth_rate: usize,
+    /// The 1x1 bottleneck has `bn_size * growth_rate` channels.
+    #[config(default = 4)]
+    pub bn_size: usize,
+    /// Dropout of each layer's new features.
+    #[config(default = 0.0)]
+    pub drop_rate: f64,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Auto")]
+    pub init: InitScheme,
+}
+
+impl DenseBlockConfig {
+    /// Initialises the block on `device`.
+    pub fn init(&self, device: &Device) -> DenseBlock {
+        let g = self.growth_rate;
+        DenseBlock {
+            layers: (0..self.num_layers)
                 .map(|i| {
-                    DenseLayer::new(cin + i * growth, growth, bn_size, drop_rate, init, device)
+                    DenseLayer::new(
+                        self.in_channels + i * g,
+                        g,
+                        self.bn_size,
+                        self.drop_rate,
+                        self.init,
+                        device,
+                    )
                 })
                 .collect(),
         }
     }
+}
 
+impl DenseBlock {
     /// `[N, C, H, W] -> [N, C + L * growth, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // Concatenating once per layer copies O(L^2) channels; the memory-efficient variant
@@ -263,15 +287,14 @@ impl DenseNetConfig {
         let mut blocks = Vec::new();
         let mut transitions = Vec::new();
         for (i, &n) in self.block_config.iter().enumerate() {
-            blocks.push(DenseBlock::new(
-                n,
-                channels,
-                self.growth_rate,
-                self.bn_size,
-                self.drop_rate,
-                self.init,
-                device,
-            ));
+            blocks.push(
+                DenseBlockConfig::new(n, channels)
+                    .with_growth_rate(self.growth_rate)
+                    .with_bn_size(self.bn_size)
+                    .with_drop_rate(self.drop_rate)
+                    .with_init(self.init)
+                    .init(device),
+            );
             channels += n * self.growth_rate;
             if i + 1 < self.block_config.len() {
                 let out = ((channels as f64 * self.compression).floor() as usize).max(1);

@@ -3,7 +3,7 @@
 
 use super::Stem;
 /// The residual blocks live in [`crate::blocks`], beside the other blocks users compose.
-pub use crate::blocks::{BasicBlock, Bottleneck};
+pub use crate::blocks::{BasicBlock, BasicBlockConfig, Bottleneck, BottleneckConfig};
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
 use crate::family::named_stages;
 use crate::family::{Family, Variant, ZooNetwork, family_basics};
@@ -161,18 +161,20 @@ impl ResNetConfig {
                 .map(|i| {
                     let s = if i == 0 { stride } else { 1 };
                     let block = match self.block {
-                        BlockKind::Basic => {
-                            ResidualBlock::Basic(BasicBlock::new(cin, planes, s, self.init, device))
-                        }
-                        BlockKind::Bottleneck => ResidualBlock::Bottleneck(Bottleneck::new(
-                            cin,
-                            planes,
-                            s,
-                            self.groups,
-                            self.width_per_group,
-                            self.init,
-                            device,
-                        )),
+                        BlockKind::Basic => ResidualBlock::Basic(
+                            BasicBlockConfig::new(cin, planes)
+                                .with_stride(s)
+                                .with_init(self.init)
+                                .init(device),
+                        ),
+                        BlockKind::Bottleneck => ResidualBlock::Bottleneck(
+                            BottleneckConfig::new(cin, planes)
+                                .with_stride(s)
+                                .with_groups(self.groups)
+                                .with_width_per_group(self.width_per_group)
+                                .with_init(self.init)
+                                .init(device),
+                        ),
                     };
                     cin = planes * expansion;
                     block
