@@ -1,5 +1,5 @@
-//! Compose your own network from ember-models blocks, then train, evaluate, predict with and
-//! visualise it through the same functions the zoo models go through.
+//! Compose your own network from ember-models blocks, then train, evaluate, predict with,
+//! visualise and fine-tune it through the same functions the zoo models go through.
 //!
 //! ```text
 //! cargo run --release --example custom_model
@@ -11,7 +11,8 @@
 //! `forward_tapped` (optional) names the feature maps that `viz::layer_output` can show.
 //!
 //! One function, `build(info, device)`, makes the network for a run's images and classes: the
-//! trainer calls it to train, `TrainedModel::load_with` to rebuild the trained run.
+//! trainer calls it to train and to fine-tune, `TrainedModel::load_with` to rebuild the trained
+//! run. A `Transfer` (head and stages) is what fine-tuning needs to know besides.
 
 use ember::burn::module::Module;
 use ember::burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
@@ -24,8 +25,10 @@ use ember::models::blocks::{BasicBlock, BasicBlockConfig, ConvBnAct, ConvBnActCo
 use ember::train::config::{
     DataConfig, LoopConfig, OptimConfig, OptimizerKind, RuntimeConfig, TrainConfig, Tta,
 };
+use ember::train::finetune::{FinetuneConfig, Freeze};
 use ember::train::predict::{TrainedModel, top_k};
 use ember::train::run::RunInfo;
+use ember::train::trainer::Transfer;
 use ember::train::{Backend, Network, Training, viz};
 use std::path::{Path, PathBuf};
 
@@ -144,5 +147,40 @@ fn main() -> anyhow::Result<()> {
         "{name} filters and {mc} block1 maps of {mh}x{mw} -> {}",
         out.display()
     );
+
+    // 5. Fine-tune: digits 5-9 only, from this run's weights, everything but the head frozen,
+    //    as `ember finetune --from runs/custom_model --classes 5-9 --freeze all-but-head`.
+    //    The network says where its head and stages are, as a zoo family does.
+    let mut tune = config.clone();
+    tune.runtime.out = PathBuf::from("runs/custom_model_finetune");
+    if tune.runtime.out.exists() {
+        std::fs::remove_dir_all(&tune.runtime.out)?;
+    }
+    tune.data.classes = Some(vec![5, 6, 7, 8, 9]);
+    tune.train_loop.epochs = 1;
+    tune.finetune = Some(FinetuneConfig {
+        from: out.clone(),
+        freeze: Freeze::AllButHead,
+        ..Default::default()
+    });
+    let transfer = Transfer {
+        head: vec!["head".into()],
+        stages: vec![
+            vec!["stem".into()],
+            vec!["block1".into()],
+            vec!["block2".into()],
+        ],
+    };
+    let tuned = Training::new(&tune)
+        .network(build)
+        .with_transfer(transfer)
+        .launch()?;
+    if let Some(r) = tuned.report {
+        println!(
+            "fine-tuned head on digits 5-9: {:.2}% on {} test images",
+            100.0 * r.accuracy,
+            r.n
+        );
+    }
     Ok(())
 }

@@ -16,7 +16,7 @@ use burn::store::{
     PytorchStore, SafetensorsStore,
 };
 use burn::tensor::Device;
-use ember_models::transfer::under;
+use ember_models::transfer::{KeyTable, under};
 use ember_models::{Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -181,11 +181,28 @@ impl LoadReport {
 /// ([`Format`]). Fails, naming every tensor that does not fit, unless
 /// `options.allow_partial`.
 pub fn load_into(
-    mut model: Model,
+    model: Model,
     config: &ModelConfig,
     source: &Path,
     options: &LoadOptions,
 ) -> Result<(Model, LoadReport)> {
+    let head = config.head();
+    let keys = config.torchvision_keys();
+    let fresh = |d: &Device| Ok(config.init(d)?);
+    load_into_network(model, &head, keys.as_ref(), &fresh, source, options)
+}
+
+/// [`load_into`] for any network: `head` names its classifier head (shape mismatches there are
+/// a new head, not an error), `keys` its torchvision layout if it has one, and `fresh` builds
+/// it anew (the re-initialised head of `options.reset_head` comes from it).
+pub fn load_into_network<M: Module>(
+    mut model: M,
+    head: &[String],
+    keys: Option<&KeyTable>,
+    fresh: &dyn Fn(&Device) -> Result<M>,
+    source: &Path,
+    options: &LoadOptions,
+) -> Result<(M, LoadReport)> {
     let file = resolve(source)?;
     let format = Format::of(&file)?;
     let torchvision = match options.layout {
@@ -194,7 +211,7 @@ pub fn load_into(
         Layout::Auto => format == Format::Pytorch,
     };
     let table = if torchvision {
-        Some(config.torchvision_keys().ok_or_else(|| {
+        Some(keys.cloned().ok_or_else(|| {
             TrainError::file(
                 &file,
                 "this model has no torchvision layout (torchvision has ResNet, ResNeXt, VGG, AlexNet, DenseNet and GoogLeNet); load Ember weights (.bpk or .safetensors) instead",
@@ -238,7 +255,6 @@ pub fn load_into(
         .flat_map(|t| t.ignored.iter())
         .filter_map(|p| regex::Regex::new(p).ok())
         .collect();
-    let head = config.head();
     let in_head = |name: &str| head.iter().any(|h| under(name, h));
     let mut report = LoadReport {
         source: file.clone(),
@@ -278,7 +294,7 @@ pub fn load_into(
             model.devices().into_iter().next().ok_or_else(|| {
                 TrainError::Config("a model without parameters has no head".into())
             })?;
-        let fresh = config.init(&device)?;
+        let fresh = fresh(&device)?;
         let head_tensors: Vec<_> = fresh
             .collect(None, None, true)
             .into_iter()
@@ -372,7 +388,11 @@ pub fn resolve(source: &Path) -> Result<PathBuf> {
 
 /// Reads a PyTorch file, trying the whole file as the state dict and then the usual
 /// checkpoint keys (`state_dict`, `model_state_dict`, `model`).
-fn load_pytorch(model: &mut Model, file: &Path, remapper: KeyRemapper) -> Result<ApplyResult> {
+fn load_pytorch<M: Module>(
+    model: &mut M,
+    file: &Path,
+    remapper: KeyRemapper,
+) -> Result<ApplyResult> {
     let store = |key: Option<&str>| {
         let s = PytorchStore::from_file(file)
             .remap(remapper.clone())

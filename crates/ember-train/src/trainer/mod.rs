@@ -31,7 +31,7 @@ pub mod tuning;
 pub use data::{AsItems, RunData, load_data};
 pub use learner::{best_epoch, optimizer_steps_per_epoch};
 pub use network::{devices, load_weights, model_config, save_weights, seeded_init};
-pub use tuning::Tuning;
+pub use tuning::{Transfer, Tuning};
 
 use crate::backend::Backend;
 use crate::classifier::Network;
@@ -40,6 +40,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::{EvalReport, EvalSplit};
 use crate::logger::{EpochHook, EpochRecord};
 use crate::run::{RunDir, RunInfo};
+use burn::module::Module;
 use burn::tensor::Device;
 use std::fmt;
 use std::path::PathBuf;
@@ -208,8 +209,11 @@ pub struct ZooModel;
 
 /// A network of your own, built by a function of the run's [`RunInfo`] (image shape, classes)
 /// and the device ([`Training::network`]).
-#[derive(Debug, Clone, Copy)]
-pub struct CustomNetwork<F>(F);
+#[derive(Debug, Clone)]
+pub struct CustomNetwork<F> {
+    build: F,
+    transfer: Option<Transfer>,
+}
 
 /// One training run: the builder that is the entry point of every training (the `ember`
 /// command, search trials, examples, tests).
@@ -268,7 +272,10 @@ impl<'a, N> Training<'a, N> {
             resume: self.resume,
             hook: self.hook,
             events: self.events,
-            network: CustomNetwork(build),
+            network: CustomNetwork {
+                build,
+                transfer: None,
+            },
         }
     }
 
@@ -312,24 +319,34 @@ impl Training<'_, ZooModel> {
             let build = move |d: &Device| model_cfg.init(d).map_err(TrainError::from);
             return phases::train_network(&setup, data, info, build, None);
         };
-        let (tuning, pretrained) =
-            tuning::prepare(config, ft, &model_cfg, &data, &devices[0], &setup.events)?;
-        let build = move |d: &Device| {
-            let mut model = model_cfg.init(d)?;
-            if let Some(p) = &pretrained {
-                // Copy the values into a model made on the training device: parameters keep
-                // that model's gradient tracking.
-                use burn::store::ModuleSnapshot;
-                let result = model.apply(p.collect(None, None, true), None, None, true);
-                if !result.errors.is_empty() || !result.missing.is_empty() {
-                    return Err(TrainError::Config(format!(
-                        "copying the pre-trained weights failed: {result}"
-                    )));
-                }
-            }
-            Ok(model)
+        let transfer = Transfer {
+            head: model_cfg.head(),
+            stages: model_cfg.stages(),
         };
+        let keys = model_cfg.torchvision_keys();
+        let fresh = |d: &Device| Ok(model_cfg.init(d)?);
+        let (tuning, pretrained) = tuning::prepare(
+            config,
+            ft,
+            &transfer,
+            keys.as_ref(),
+            &fresh,
+            &data,
+            &devices[0],
+            &setup.events,
+        )?;
+        let build = move |d: &Device| with_pretrained(model_cfg.init(d)?, pretrained.as_ref());
         phases::train_network(&setup, data, info, build, Some(&tuning))
+    }
+}
+
+impl<F> Training<'_, CustomNetwork<F>> {
+    /// Says where the network's classifier head and stages are, so that it can be fine-tuned
+    /// (`config.finetune`: weights from a run or a file, a new head, frozen stages), as a
+    /// zoo model's family says it for the zoo.
+    pub fn with_transfer(mut self, transfer: Transfer) -> Self {
+        self.network.transfer = Some(transfer);
+        self
     }
 }
 
@@ -353,8 +370,49 @@ where
             eval_transforms: data.eval_transforms.clone(),
             dataset: config.data.dataset.clone(),
         };
-        let CustomNetwork(build) = &self.network;
+        let CustomNetwork { build, transfer } = &self.network;
         let for_build = info.clone();
-        phases::train_network(&setup, data, info, |d| build(&for_build, d), None)
+        let Some(ft) = &config.finetune else {
+            return phases::train_network(&setup, data, info, |d| build(&for_build, d), None);
+        };
+        let transfer = transfer.as_ref().ok_or_else(|| {
+            TrainError::Config(format!(
+                "fine-tuning `{}` needs its head and stages: give them with Training::network(build).with_transfer(Transfer {{ head, stages }})",
+                config.model
+            ))
+        })?;
+        let fresh = |d: &Device| build(&for_build, d);
+        let (tuning, pretrained) = tuning::prepare(
+            config,
+            ft,
+            transfer,
+            None,
+            &fresh,
+            &data,
+            &load_device(config)?,
+            &setup.events,
+        )?;
+        let start = |d: &Device| with_pretrained(build(&for_build, d)?, pretrained.as_ref());
+        phases::train_network(&setup, data, info, start, Some(&tuning))
     }
+}
+
+/// The devices' first, where weights are loaded before training.
+fn load_device(config: &TrainConfig) -> Result<Device> {
+    Ok(devices(config.runtime.backend, config.runtime.devices)?.remove(0))
+}
+
+/// `model` (made on the training device, so its parameters keep that device's gradient
+/// tracking) with the values of `pretrained`, when there are any.
+fn with_pretrained<M: Module>(mut model: M, pretrained: Option<&M>) -> Result<M> {
+    if let Some(p) = pretrained {
+        use burn::store::ModuleSnapshot;
+        let result = model.apply(p.collect(None, None, true), None, None, true);
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            return Err(TrainError::Config(format!(
+                "copying the pre-trained weights failed: {result}"
+            )));
+        }
+    }
+    Ok(model)
 }

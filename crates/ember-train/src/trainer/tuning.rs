@@ -8,8 +8,9 @@ use crate::finetune::FinetuneConfig;
 use crate::finetune::Freeze;
 use crate::run::{RunDir, write_atomic};
 use crate::weights::LoadOptions;
+use burn::module::Module;
 use burn::tensor::Device;
-use ember_models::{Model, ModelConfig};
+use ember_models::transfer::KeyTable;
 
 /// How fine-tuning shapes a run (see [`crate::finetune`]): which parameters train when, at
 /// which rate.
@@ -27,25 +28,40 @@ pub struct Tuning {
     pub unfreeze_after: Option<usize>,
 }
 
+/// What fine-tuning needs to know about a network: its classifier head and its stages
+/// (bottom up; `--freeze stages:K` freezes the first K). Zoo models take it from their family;
+/// a network of your own gives it to [`Training::with_transfer`](super::Training::with_transfer).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transfer {
+    /// Prefixes of the classifier head (re-initialised for new classes).
+    pub head: Vec<String>,
+    /// The feature stages from input to output, each a set of prefixes.
+    pub stages: Vec<Vec<String>>,
+}
+
 /// Reads the `[finetune]` table of `config`: the frozen prefixes of each phase, and the
-/// pre-trained network (`None` when the run already has a checkpoint to continue from).
+/// pre-trained network (`None` when the run already has a checkpoint to continue from), built
+/// by `build` and loaded from `ft.from` (`keys`: its torchvision layout, if it has one).
 /// Fails before training when the weights do not fit.
-pub(crate) fn prepare(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare<M: Module>(
     config: &TrainConfig,
     ft: &FinetuneConfig,
-    model_cfg: &ModelConfig,
+    transfer: &Transfer,
+    keys: Option<&KeyTable>,
+    build: &dyn Fn(&Device) -> Result<M>,
     data: &RunData,
     device: &Device,
     events: &Events,
-) -> Result<(Tuning, Option<Model>)> {
+) -> Result<(Tuning, Option<M>)> {
     ft.validate(config.train_loop.epochs)?;
-    let head = model_cfg.head();
-    let names: Vec<String> = crate::finetune::named_params(&model_cfg.init(device)?)
+    let head = transfer.head.clone();
+    let names: Vec<String> = crate::finetune::named_params(&build(device)?)
         .into_iter()
         .filter(|p| !p.bn_flag)
         .map(|p| p.name)
         .collect();
-    let stages = model_cfg.stages();
+    let stages = transfer.stages.clone();
     let prefixes = |f: &Freeze| crate::finetune::frozen_prefixes(f, &head, &stages, &names);
     let tuning = Tuning {
         frozen: prefixes(&ft.freeze)?,
@@ -68,8 +84,14 @@ pub(crate) fn prepare(
     // Fail before training when the weights do not fit; a run with a checkpoint starts from it.
     let pretrained = if run.latest_checkpoint().is_none() {
         run.ensure_ours()?;
-        let (model, report) =
-            crate::weights::load_into(model_cfg.init(device)?, model_cfg, &ft.from, &options)?;
+        let (model, report) = crate::weights::load_into_network(
+            build(device)?,
+            &head,
+            keys,
+            build,
+            &ft.from,
+            &options,
+        )?;
         events.emit(Event::PretrainedLoaded {
             source: report.source.clone(),
             report: report.describe(),

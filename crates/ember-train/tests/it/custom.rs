@@ -105,4 +105,41 @@ fn a_custom_network_trains_evaluates_and_shows_its_feature_maps_like_a_zoo_model
     .unwrap_err()
     .to_string();
     assert!(err.contains("hidden"), "{err}");
+
+    // Fine-tuning it, as a zoo model: digits 5-9 only (a new five-class head), everything but
+    // the head frozen. It needs to know where its head and stages are.
+    let mut ft = config.clone();
+    ft.runtime.out = dir.path().join("two_layer_ft");
+    ft.data.classes = Some(vec![5, 6, 7, 8, 9]);
+    ft.finetune = Some(ember_train::finetune::FinetuneConfig {
+        from: out.clone(),
+        freeze: ember_train::finetune::Freeze::AllButHead,
+        ..Default::default()
+    });
+    let err = Training::new(&ft)
+        .network(build)
+        .launch()
+        .expect_err("no head given")
+        .to_string();
+    assert!(err.contains("with_transfer"), "{err}");
+    let transfer = ember_train::trainer::Transfer {
+        head: vec!["out".into()],
+        stages: vec![vec!["hidden".into()]],
+    };
+    let tuned = Training::new(&ft)
+        .network(build)
+        .with_transfer(transfer)
+        .on_event(|_| {})
+        .launch()
+        .unwrap();
+    assert_eq!(tuned.records.len(), 1);
+    let tuned = TrainedModel::load_with(&ft.runtime.out, &device, build).unwrap();
+    assert_eq!(tuned.info.classes.len(), 5);
+    let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(
+        values(tuned.model.hidden.weight.val()),
+        values(trained.model.hidden.weight.val()),
+        "the frozen layer is the pre-trained one"
+    );
+    assert_eq!(tuned.model.out.weight.val().dims(), [32, 5]);
 }
