@@ -218,11 +218,99 @@ fn save_trials(dir: &Path, trials: &[Trial]) -> Result<()> {
     write_atomic(&path, text.as_bytes())
 }
 
+/// What a search reports as it goes (the trials' own trainings report through
+/// [`trainer::Event`]); [`search`] prints them, [`search_with`] hands them to its handler.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SearchEvent {
+    /// A search directory is continued.
+    Resuming {
+        /// The search directory.
+        dir: PathBuf,
+        /// Trials already finished.
+        finished: usize,
+        /// Trials to continue.
+        to_resume: usize,
+    },
+    /// A trial starts (or continues).
+    TrialStarted {
+        /// Its number.
+        id: usize,
+        /// Its knobs, `lr=0.01 optimizer=adam`.
+        params: String,
+    },
+    /// A trial failed; the search goes on.
+    TrialFailed {
+        /// Its number.
+        id: usize,
+        /// Why.
+        error: String,
+    },
+    /// The pruner stopped a trial.
+    TrialPruned {
+        /// Its number.
+        id: usize,
+        /// The epoch it stopped after.
+        epoch: usize,
+        /// Its objective then.
+        value: f64,
+    },
+    /// A trial ended.
+    TrialEnded {
+        /// Its number.
+        id: usize,
+        /// `complete` or `pruned`.
+        state: String,
+        /// `val_accuracy` or `val_loss`.
+        metric: &'static str,
+        /// Its best value.
+        objective: Option<f64>,
+        /// The epoch of that value.
+        best_epoch: usize,
+    },
+}
+
+impl std::fmt::Display for SearchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SearchEvent::Resuming {
+                dir,
+                finished,
+                to_resume,
+            } => write!(
+                f,
+                "resuming the search in {}: {finished} trials finished, {to_resume} to resume",
+                dir.display()
+            ),
+            SearchEvent::TrialStarted { id, params } => write!(f, "trial {id}: {params}"),
+            SearchEvent::TrialFailed { id, error } => write!(f, "trial {id} failed: {error}"),
+            SearchEvent::TrialPruned { id, epoch, value } => {
+                write!(f, "trial {id} pruned after epoch {epoch} ({value:.4})")
+            }
+            SearchEvent::TrialEnded {
+                id,
+                state,
+                metric,
+                objective,
+                best_epoch,
+            } => write!(
+                f,
+                "trial {id} {state}: {metric} {} (epoch {best_epoch})",
+                objective.map_or("-".into(), |o| format!("{o:.4}"))
+            ),
+        }
+    }
+}
+
+/// A search's event handler, shared with its worker threads and the trials' epoch hooks.
+pub type SearchEvents = Arc<dyn Fn(&SearchEvent) + Send + Sync>;
+
 struct Shared {
     trials: Vec<Trial>,
     /// Trials this process is running.
     mine: Vec<usize>,
     failure: Option<TrainError>,
+    events: SearchEvents,
 }
 
 /// What trains one trial: `(config, resume, hook) -> outcome`. [`search`] uses
@@ -239,12 +327,19 @@ pub fn search(
     options: &SearchOptions,
     dir: &Path,
 ) -> Result<SearchOutcome> {
-    search_with(space, space_text, options, dir, &|config, resume, hook| {
-        trainer::Training::new(config)
-            .resume(resume)
-            .with_hook(hook)
-            .launch()
-    })
+    search_with(
+        space,
+        space_text,
+        options,
+        dir,
+        &|config, resume, hook| {
+            trainer::Training::new(config)
+                .resume(resume)
+                .with_hook(hook)
+                .launch()
+        },
+        Arc::new(|e: &SearchEvent| println!("{e}")),
+    )
 }
 
 /// [`search`] with each trial trained by `train`.
@@ -254,6 +349,7 @@ pub fn search_with(
     options: &SearchOptions,
     dir: &Path,
     train: &TrialTrainer,
+    events: SearchEvents,
 ) -> Result<SearchOutcome> {
     if options.trials == 0 || options.parallel == 0 {
         return Err(TrainError::Config(
@@ -301,11 +397,11 @@ pub fn search_with(
             .iter()
             .filter(|t| t.state != TrialState::Running)
             .count();
-        println!(
-            "resuming the search in {}: {done} trials finished, {} to resume",
-            dir.display(),
-            trials.len() - done
-        );
+        events(&SearchEvent::Resuming {
+            dir: dir.to_path_buf(),
+            finished: done,
+            to_resume: trials.len() - done,
+        });
         trials
     } else {
         Vec::new()
@@ -318,6 +414,7 @@ pub fn search_with(
         trials,
         mine: Vec::new(),
         failure: None,
+        events,
     }));
     std::thread::scope(|scope| {
         for _ in 0..options.parallel {
@@ -380,6 +477,7 @@ fn worker(
                 return;
             }
             let mine = s.mine.clone();
+            let events = s.events.clone();
             // Trials left running by a killed search: restarted, unless they died too often.
             for t in s.trials.iter_mut() {
                 if t.state != TrialState::Running || mine.contains(&t.id) {
@@ -394,11 +492,10 @@ fn worker(
                         "the search process died during this trial {} times without it getting past its checkpoint (out of memory or aborted?); not started again",
                         t.starts
                     ));
-                    println!(
-                        "trial {} failed: {}",
-                        t.id,
-                        t.error.as_deref().unwrap_or("")
-                    );
+                    events(&SearchEvent::TrialFailed {
+                        id: t.id,
+                        error: t.error.clone().unwrap_or_default(),
+                    });
                 }
             }
             let leftover = s
@@ -457,7 +554,11 @@ fn worker(
         let Some((id, params)) = job else {
             return;
         };
-        println!("trial {id}: {}", describe(&params));
+        let events = lock(shared).events.clone();
+        events(&SearchEvent::TrialStarted {
+            id,
+            params: describe(&params),
+        });
         // A panic in a trial is a bug, but it must not take the other trials down with it:
         // the trial is recorded as failed with the message, and the search goes on.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -480,7 +581,10 @@ fn worker(
                 t.state = TrialState::Failed;
                 t.error = Some(e.to_string());
             }
-            println!("trial {id} failed: {e}");
+            (s.events)(&SearchEvent::TrialFailed {
+                id,
+                error: e.to_string(),
+            });
         }
         if let Err(e) = save_trials(dir, &s.trials) {
             s.failure = Some(e);
@@ -536,7 +640,11 @@ fn run_trial(
             // Losing this write only loses progress a resumed search recomputes.
             let _ = save_trials(&dir, &s.trials);
             if stop {
-                println!("trial {id} pruned after epoch {} ({v:.4})", r.epoch);
+                (s.events)(&SearchEvent::TrialPruned {
+                    id,
+                    epoch: r.epoch,
+                    value: v,
+                });
             }
             stop
         })
@@ -550,6 +658,7 @@ fn run_trial(
         _ => train(&config, resume, hook)?.records,
     };
     let mut s = lock(shared);
+    let events = s.events.clone();
     if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
         t.values = records
             .iter()
@@ -566,16 +675,16 @@ fn run_trial(
         if t.state == TrialState::Running {
             t.state = TrialState::Complete;
         }
-        println!(
-            "trial {id} {}: {} {} (epoch {})",
-            format!("{:?}", t.state).to_lowercase(),
-            match objective {
+        events(&SearchEvent::TrialEnded {
+            id,
+            state: format!("{:?}", t.state).to_lowercase(),
+            metric: match objective {
                 Monitor::ValAccuracy => "val_accuracy",
                 Monitor::ValLoss => "val_loss",
             },
-            t.objective.map_or("-".into(), |o| format!("{o:.4}")),
-            t.best_epoch.unwrap_or(0)
-        );
+            objective: t.objective,
+            best_epoch: t.best_epoch.unwrap_or(0),
+        });
     }
     Ok(())
 }

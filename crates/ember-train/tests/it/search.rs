@@ -5,7 +5,9 @@ use ember_train::config::Monitor;
 use ember_train::search::prune::Prune;
 use ember_train::search::sampler::{Observation, Strategy, suggest};
 use ember_train::search::space::{Domain, Knob, Space};
-use ember_train::search::{SearchOptions, TrialState, load_trials, search, search_with};
+use ember_train::search::{
+    SearchEvent, SearchOptions, TrialState, load_trials, search, search_with,
+};
 use std::path::{Path, PathBuf};
 
 /// Branin-Hoo on x1 in [-5, 10], x2 in [0, 15]; global minimum 0.397887.
@@ -432,16 +434,44 @@ fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
         seed: 0,
     };
     // A bug inside training (a panic in Burn, say) in trial 1; the real trainer elsewhere.
-    let outcome = search_with(&space, &text, &options, &out, &|config, resume, hook| {
-        if config.runtime.out.ends_with("trial-001") {
-            panic!("injected fault in trial 1 (lr {})", config.optim.lr);
-        }
-        ember_train::trainer::Training::new(config)
-            .resume(resume)
-            .with_hook(hook)
-            .launch()
-    })
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let outcome = search_with(
+        &space,
+        &text,
+        &options,
+        &out,
+        &|config, resume, hook| {
+            if config.runtime.out.ends_with("trial-001") {
+                panic!("injected fault in trial 1 (lr {})", config.optim.lr);
+            }
+            ember_train::trainer::Training::new(config)
+                .resume(resume)
+                .with_hook(hook)
+                .on_event(|_| {})
+                .launch()
+        },
+        std::sync::Arc::new(move |e: &SearchEvent| seen.lock().unwrap().push(e.clone())),
+    )
     .unwrap();
+    // The search reports through its handler: every trial started, trial 1 failed, 0 and 2 ended.
+    let events = events.lock().unwrap().clone();
+    let started = |id| {
+        events
+            .iter()
+            .any(|e| matches!(e, SearchEvent::TrialStarted { id: i, .. } if *i == id))
+    };
+    assert!(started(0) && started(1) && started(2), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, SearchEvent::TrialFailed { id: 1, error } if error.contains("injected fault"))),
+        "{events:?}"
+    );
+    let ended = |id| {
+        events
+            .iter()
+            .any(|e| matches!(e, SearchEvent::TrialEnded { id: i, .. } if *i == id))
+    };
+    assert!(ended(0) && ended(2) && !ended(1), "{events:?}");
     assert_eq!(outcome.trials.len(), 3);
     let failed: Vec<_> = outcome
         .trials
@@ -465,9 +495,14 @@ fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
     assert!(csv.contains("failed"), "{csv}");
     assert!(out.join("best.toml").is_file());
     // Resuming does not run the failed trial again.
-    let again = search_with(&space, &text, &options, &out, &|_, _, _| {
-        panic!("nothing is left to train")
-    })
+    let again = search_with(
+        &space,
+        &text,
+        &options,
+        &out,
+        &|_, _, _| panic!("nothing is left to train"),
+        std::sync::Arc::new(|_: &SearchEvent| {}),
+    )
     .unwrap();
     assert_eq!(again.trials, outcome.trials);
 }
