@@ -7,6 +7,7 @@
 use crate::diagnostics::Diagnostics;
 use crate::error::{Result, TrainError};
 use crate::run::write_atomic;
+use crate::trainer::{Event, Events};
 use burn::train::Interrupter;
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
@@ -145,6 +146,7 @@ pub struct RunLogger {
     train_seconds: Option<f64>,
     diagnostics: Option<Diagnostics>,
     hook: Option<(EpochHook, Interrupter)>,
+    events: Events,
 }
 
 /// Called with each finished epoch's row; returning `true` stops training after that epoch
@@ -171,7 +173,14 @@ impl RunLogger {
             train_seconds: None,
             diagnostics: None,
             hook: None,
+            events: Events::default(),
         }
+    }
+
+    /// Reports a file it cannot write (the run goes on) to `events` instead of printing it.
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
     }
 
     /// Asks `hook` after every epoch whether to stop, stopping through `interrupter`.
@@ -218,10 +227,10 @@ impl RunLogger {
         records.retain(|r| r.epoch < epoch);
         records.push(record);
         if let Err(e) = write_metrics(&self.path, &records) {
-            eprintln!("warning: {e}");
+            self.events.emit(Event::LogFailed(e.to_string()));
         }
         if let Some(Err(e)) = self.diagnostics.as_ref().map(|d| d.flush(epoch)) {
-            eprintln!("warning: {e}");
+            self.events.emit(Event::LogFailed(e.to_string()));
         }
         self.latest.clear();
         self.epoch_start = None;
@@ -310,6 +319,7 @@ pub fn panic_is_handled() -> bool {
 pub struct Guarded<L> {
     inner: Option<L>,
     what: &'static str,
+    events: Events,
 }
 
 impl<L: MetricLogger> Guarded<L> {
@@ -318,7 +328,14 @@ impl<L: MetricLogger> Guarded<L> {
         Self {
             inner: Some(inner),
             what,
+            events: Events::default(),
         }
+    }
+
+    /// Reports the failure to `events` instead of printing it.
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
     }
 
     fn run<T>(&mut self, default: T, f: impl FnOnce(&mut L) -> T) -> T {
@@ -331,11 +348,11 @@ impl<L: MetricLogger> Guarded<L> {
         match result {
             Ok(v) => v,
             Err(payload) => {
-                eprintln!(
-                    "warning: {} failed ({}: disk full or not writable?); training goes on without it",
+                self.events.emit(Event::LogFailed(format!(
+                    "{} failed ({}: disk full or not writable?); training goes on without it",
                     self.what,
                     crate::error::panic_message(payload.as_ref())
-                );
+                )));
                 // Leaked, not dropped: its drop joins a thread that may have died, and panics.
                 std::mem::forget(self.inner.take());
                 default

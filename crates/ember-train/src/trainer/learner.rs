@@ -124,14 +124,18 @@ pub(crate) fn launch<N: Network>(
     .metric_train_numeric(TopKAccuracyMetric::new(k))
     .metric_valid_numeric(TopKAccuracyMetric::new(k))
     .metric_train_numeric(LearningRateMetric::new())
-    .with_metric_logger(Guarded::new(
-        FileMetricLogger::new(&run.root),
-        "Burn's metric log (train/, valid/)",
-    ))
+    .with_metric_logger(
+        Guarded::new(
+            FileMetricLogger::new(&run.root),
+            "Burn's metric log (train/, valid/)",
+        )
+        .with_events(events.clone()),
+    )
     .with_metric_logger(
         RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
             .with_diagnostics(diagnostics)
-            .with_hook(hook, interrupter.clone()),
+            .with_hook(hook, interrupter.clone())
+            .with_events(events.clone()),
     )
     .with_interrupter(interrupter)
     .with_custom_checkpointers(

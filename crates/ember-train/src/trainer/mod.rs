@@ -121,6 +121,9 @@ pub enum Event {
         /// The epochs trained.
         epochs: usize,
     },
+    /// A log (metrics.csv, the diagnostics, Burn's metric files) could not be written; the
+    /// run goes on without it.
+    LogFailed(String),
 }
 
 impl Event {
@@ -128,7 +131,7 @@ impl Event {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Event::DamagedCheckpoint { .. } | Event::ResumingEarlier { .. }
+            Event::DamagedCheckpoint { .. } | Event::ResumingEarlier { .. } | Event::LogFailed(_)
         )
     }
 }
@@ -164,6 +167,7 @@ impl fmt::Display for Event {
                 f,
                 "all {epochs} epochs trained; writing the final weights and report"
             ),
+            Event::LogFailed(why) => f.write_str(why),
         }
     }
 }
@@ -182,7 +186,19 @@ pub fn print_event(event: &Event) {
 #[derive(Clone)]
 pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
 
+impl Default for Events {
+    /// [`print_event`].
+    fn default() -> Self {
+        Self(Arc::new(print_event))
+    }
+}
+
 impl Events {
+    /// A handler of its own.
+    pub fn new(handler: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(handler))
+    }
+
     /// Hands `event` to the handler.
     pub fn emit(&self, event: Event) {
         (self.0)(&event)
@@ -233,7 +249,7 @@ impl<'a> Training<'a> {
             config,
             resume: false,
             hook: None,
-            events: Events(Arc::new(print_event)),
+            events: Events::default(),
             network: ZooModel,
         }
     }
@@ -254,7 +270,7 @@ impl<'a, N> Training<'a, N> {
 
     /// Hands every [`Event`] to `handler` instead of printing it.
     pub fn on_event(mut self, handler: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        self.events = Events(Arc::new(handler));
+        self.events = Events::new(handler);
         self
     }
 

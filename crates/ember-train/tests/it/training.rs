@@ -718,11 +718,22 @@ fn a_failing_metric_log_does_not_end_the_run() {
         }
         false
     });
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
     let outcome = trainer::Training::new(&quick(&out))
         .with_hook(hook)
+        .on_event(move |e| seen.lock().unwrap().push(e.clone()))
         .launch()
         .unwrap();
     assert_eq!(outcome.records.len(), 2, "both epochs trained");
+    // The failure is reported once, as a warning through the run's events.
+    let events = events.lock().unwrap().clone();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, trainer::Event::LogFailed(m) if m.contains("Burn's metric log")))
+        .collect();
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert!(failed[0].is_warning());
     // The best checkpoint still follows the validation accuracy (answered by Ember's logger).
     let best = outcome.best_epoch.unwrap();
     let acc = |e: usize| outcome.records[e - 1].val_accuracy.unwrap();
