@@ -290,14 +290,16 @@ impl BottleneckConfig {
     }
 }
 
-/// 1x1 reduce, 3x3 (grouped in ResNeXt), 1x1 expand (x4), plus the shortcut.
+/// 1x1 reduce, 3x3 (grouped in ResNeXt), 1x1 expand, plus the shortcut: ResNet-50's block
+/// ([`BottleneckConfig`], out `planes * 4`) and RegNet's X block
+/// ([`XBlockConfig`](crate::zoo::anynet::XBlockConfig)).
 #[derive(Module, Debug)]
 pub struct Bottleneck {
     /// 1x1 to `width`.
     pub conv1: ConvBnAct,
     /// 3x3, carries the stride and the groups.
     pub conv2: ConvBnAct,
-    /// 1x1 to `planes * 4`, no ReLU before the addition.
+    /// 1x1 to the block's output channels, no ReLU before the addition.
     pub conv3: ConvBnAct,
     /// 1x1 projection when the shape changes.
     pub downsample: Option<ConvBnAct>,
@@ -307,7 +309,7 @@ impl Bottleneck {
     /// Output channels are `planes * EXPANSION`.
     pub const EXPANSION: usize = 4;
 
-    /// `[N, C, H, W] -> [N, 4 planes, H/s, W/s]`.
+    /// `[N, C, H, W] -> [N, out, H/s, W/s]` (`out = 4 planes` for ResNet's).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         residual(
             x,

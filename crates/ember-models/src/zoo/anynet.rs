@@ -4,7 +4,7 @@
 //! design space is a choice of depths, widths, group width and bottleneck ratio per stage;
 //! RegNetX-32 is d2l's small member of it.
 
-use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, describe_residual, residual};
+use crate::blocks::{Bottleneck, ConvBnAct, ConvBnActConfig, describe_all};
 use crate::family::{Family, Variant, ZooNetwork, family_basics, numbered_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -30,21 +30,10 @@ fn conv_bn(
         .with_init(init)
 }
 
-/// d2l's `ResNeXtBlock`: `relu(bn(1x1) -> relu(bn(3x3 grouped, stride)) -> bn(1x1) + shortcut)`.
-/// The 3x3 has `channels * bottleneck_ratio` channels in groups of `group_width`.
-#[derive(Module, Debug)]
-pub struct XBlock {
-    /// 1x1 to the bottleneck width.
-    pub conv1: ConvBnAct,
-    /// Grouped 3x3, carries the stride.
-    pub conv2: ConvBnAct,
-    /// 1x1 back to the block's channels, no ReLU before the addition.
-    pub conv3: ConvBnAct,
-    /// 1x1 projection when the shape changes.
-    pub downsample: Option<ConvBnAct>,
-}
-
-/// Configuration of an [`XBlock`] from `in_channels` to `out_channels`.
+/// d2l's `ResNeXtBlock` (RegNet's X block): `1x1 -> grouped 3x3 (stride) -> 1x1`, plus the
+/// shortcut, from `in_channels` to `out_channels`; the 3x3 has `out_channels *
+/// bottleneck_ratio` channels in groups of `group_width`. It is a [`Bottleneck`] whose widths
+/// follow RegNet's rule instead of ResNet's (`planes * 4` out), so it builds one.
 #[derive(Config, Debug)]
 pub struct XBlockConfig {
     /// Input channels.
@@ -67,42 +56,17 @@ pub struct XBlockConfig {
 
 impl XBlockConfig {
     /// Initialises the block on `device`.
-    pub fn init(&self, device: &Device) -> XBlock {
+    pub fn init(&self, device: &Device) -> Bottleneck {
         let (cin, cout, stride, init) =
             (self.in_channels, self.out_channels, self.stride, self.init);
         let b = bottleneck(cout, self.bottleneck_ratio);
-        XBlock {
+        Bottleneck {
             conv1: conv_bn([cin, b], 1, 1, 1, true, init).init(device),
             conv2: conv_bn([b, b], 3, stride, b / self.group_width, true, init).init(device),
             conv3: conv_bn([b, cout], 1, 1, 1, false, init).init(device),
             downsample: (stride != 1 || cin != cout)
                 .then(|| conv_bn([cin, cout], 1, stride, 1, false, init).init(device)),
         }
-    }
-}
-
-impl XBlock {
-    /// `[N, cin, H, W] -> [N, cout, H/s, W/s]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        residual(
-            x,
-            &[&self.conv1, &self.conv2, &self.conv3],
-            &self.downsample,
-        )
-    }
-}
-
-impl Describe for XBlock {
-    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
-        describe_residual(
-            t,
-            &[
-                ("conv1", &self.conv1),
-                ("conv2", &self.conv2),
-                ("conv3", &self.conv3),
-            ],
-            &self.downsample,
-        )
     }
 }
 
@@ -143,7 +107,7 @@ pub struct AnyNet {
     /// 3x3/2 convolution, BN, ReLU.
     pub stem: ConvBnAct,
     /// The stages; each one's first block halves the resolution.
-    pub stages: Vec<Vec<XBlock>>,
+    pub stages: Vec<Vec<Bottleneck>>,
     /// Global average pooling.
     pub avgpool: AdaptiveAvgPool2d,
     /// Last stage's channels to classes.
