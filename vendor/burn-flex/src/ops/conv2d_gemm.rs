@@ -160,7 +160,7 @@ impl Geometry {
     /// kernel's span. Used only when its columns are no more than col2im's: for a convolution
     /// without padding ("valid", LeNet's 6->16 5x5 on 14x14) the transposed one pads the
     /// smaller output gradient by `k - 1` on every side, and its im2col was 5x larger than
-    /// col2im's and 4x slower (4.4 vs 1.1 ms at batch 128).
+    /// col2im's and 3-5x slower (4.4 vs 0.8-1.4 ms at batch 128).
     fn transposed(&self) -> Option<Geometry> {
         if self.stride != [1, 1] {
             return None;

@@ -20,18 +20,21 @@
 //! of the input (V holds 4 values per input element).
 //!
 //! Used for f32 3x3 convolutions with stride 1, no dilation, one group and enough channels
-//! for the products to dominate the transforms; that is every 3x3 layer of ResNet and VGG
-//! past the stem, and, through [`super::conv2d_gemm`]'s transposed formulation, their input
-//! gradients too. F(2x2, 3x3)'s rounding error is within a few ulps of the direct sum (its
-//! constants are 0, ±1 and 1/2); the larger F(4x4, 3x3) would save more multiplications but
-//! loses about two decimal digits in f32, so it is not used.
+//! for the products to dominate the transforms; that is every stride-1 3x3 layer of ResNet
+//! and VGG past the stem, and, through [`super::conv2d_gemm`]'s transposed formulation, their input
+//! gradients too. F(2x2, 3x3)'s constants are 0, ±1 and 1/2, so it adds little rounding
+//! error (the tests hold it to the same 1e-4 relative tolerance as im2col); the larger
+//! F(4x4, 3x3) would save more multiplications but is known to lose accuracy in f32, so
+//! it is not used.
 
 use super::conv2d_gemm::{Geometry, gemm, num_threads, with_scratch};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Fewest input and output channels for which the products outweigh the transforms
-/// (measured on ResNet-18's layers: at 16 channels Winograd and im2col ran even).
+/// Fewest input and output channels for Winograd: the transforms cost per channel what
+/// the products cost per channel pair, so with few channels the products no longer
+/// dominate. A chosen bound, not a measured crossover (ResNet-18's smallest 3x3 layers
+/// have 64 channels, and gain: 52 -> 38-47 ms at batch 128).
 const MIN_CHANNELS: usize = 16;
 
 /// Elements of the transformed-input buffer of one chunk of tiles (per thread), as for
@@ -284,8 +287,8 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
     let threads = num_threads();
     // Tiles per chunk: the transformed input of a chunk within budget, but at least
     // MIN_TILES (each of the chunk's 16 products packs its `C_in x C_out` kernel operand
-    // again: with 512 channels and 64 tiles that packing cost as much as the product), and
-    // enough chunks that every thread has work.
+    // again, so a few tiles per chunk would pack 512x512 kernels for little arithmetic),
+    // and enough chunks that every thread has work.
     let per_chunk = (V_BUDGET / (16 * g.c_in.max(g.c_out)))
         .max(MIN_TILES)
         .min(total.div_ceil(threads));

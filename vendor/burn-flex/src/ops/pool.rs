@@ -454,9 +454,9 @@ where
     let mut indices = vec![0i64; planes * plane_out];
     let plane = |(p, (out, idx)): (usize, (&mut [T], &mut [i64]))| {
         let src = &data[p * plane_in..][..plane_in];
-        // Branch-free: which element wins is data-dependent and unpredictable, so a
-        // branch per comparison mispredicts about half the time.
-        let better = |v: T, best: T| v > best || v.is_nan();
+        // Branch-free (`|`, not `||`): which element wins is data-dependent and
+        // unpredictable, so a branch per comparison mispredicts about half the time.
+        let better = |v: T, best: T| (v > best) | v.is_nan();
         for oh in 0..out_h {
             let (out, idx) = (
                 &mut out[oh * out_w..][..out_w],
@@ -469,8 +469,6 @@ where
                 // one), with two independent comparisons instead of a chain of three, in
                 // a loop the compiler vectorises (stride-2 loads become shuffles).
                 let (r0, r1) = (&src[top..top + 2 * out_w], &src[top + in_w..][..2 * out_w]);
-                // `|`, not `||`: no branch on the data.
-                let better = |v: T, best: T| (v > best) | v.is_nan();
                 let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
                 for (ow, ((o, i), (p0, p1))) in
                     out.iter_mut().zip(idx.iter_mut()).zip(pairs).enumerate()
