@@ -811,21 +811,27 @@ fn channel_block<T: GradElement>(
     (scratch.as_ptr(), cols as isize)
 }
 
+/// A `Vec<f32>` as the `Vec<T>` it is when `T::DTYPE` is f32 (no copy).
+fn from_f32<T: GradElement>(v: Vec<f32>) -> Vec<T> {
+    assert_eq!(T::DTYPE, DType::F32);
+    assert_eq!(core::mem::size_of::<T>(), 4);
+    assert_eq!(core::mem::align_of::<T>(), core::mem::align_of::<f32>());
+    let mut v = core::mem::ManuallyDrop::new(v);
+    // SAFETY: `T` is f32 (the only element type with that dtype): same size and alignment
+    // (checked), any bit pattern valid.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
+}
+
 /// `y = W col (+ bias)`, `[N, C_out, OH, OW]`.
 fn forward<T: GradElement>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     if T::DTYPE == DType::F32 && super::conv2d_winograd::applies(g) {
         // `T` is f32 here (the only element type with that dtype), so the casts are no-ops.
-        let y = super::conv2d_winograd::forward(
+        return from_f32(super::conv2d_winograd::forward(
             g,
             bytemuck::cast_slice(x),
             bytemuck::cast_slice(w),
             bias.map(bytemuck::cast_slice),
-        );
-        assert_eq!(core::mem::size_of::<T>(), 4);
-        assert_eq!(core::mem::align_of::<T>(), core::mem::align_of::<f32>());
-        let mut y = core::mem::ManuallyDrop::new(y);
-        // SAFETY: `T` is f32: same size and alignment (checked), any bit pattern valid.
-        return unsafe { Vec::from_raw_parts(y.as_mut_ptr().cast::<T>(), y.len(), y.capacity()) };
+        ));
     }
     let threads = num_threads();
     let chunks = g.chunks(threads);
@@ -925,6 +931,14 @@ fn for_each_piece_parallel<P: Send>(pieces: Vec<P>, f: impl Fn(P) + Sync + Send)
 
 /// `dW = sum over images of dY col^T`, `[C_out, C_in/g, kh, kw]`.
 fn weight_grad<T: GradElement>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
+    if T::DTYPE == DType::F32 && super::conv2d_winograd::applies_to_weight_grad(g) {
+        // `T` is f32 here, so the casts are no-ops.
+        return from_f32(super::conv2d_winograd::weight_grad(
+            g,
+            bytemuck::cast_slice(x),
+            bytemuck::cast_slice(dy),
+        ));
+    }
     let threads = num_threads();
     let chunks = g.chunks(threads);
     let patch = g.patch();
@@ -1531,8 +1545,9 @@ mod tests {
     fn winograd_3x3() {
         // f32 3x3 stride-1 layers with 16+ channels run through Winograd F(2x2, 3x3): odd
         // output sizes (partial tiles), "same", "valid", asymmetric and wide padding, input
-        // gradients through the transposed convolution (C_out <= C_in), and chunks of
-        // tiles that end inside an image.
+        // gradients through the transposed convolution (C_out <= C_in), weight gradients
+        // (`dw`), and chunks of tiles that end inside an image (4x70x66: 4,620 tiles in
+        // chunks of 2,048, so with two threads one weight-gradient partial sums two chunks).
         let winograd = |x: [usize; 4], c_out: usize, padding: [(usize, usize); 2]| {
             let case = Case {
                 padding,
@@ -1547,6 +1562,28 @@ mod tests {
                 &options,
             );
             assert!(super::super::conv2d_winograd::applies(&g), "{case:?}");
+            assert_eq!(
+                super::super::conv2d_winograd::applies_to_weight_grad(&g),
+                x[1].min(c_out) >= 256
+            );
+            // The weight gradient takes Winograd only from 256 channels (below, im2col's
+            // is faster); here it is checked on its own at these small sizes.
+            let [n, c_in, h, w] = case.x;
+            let (xv, wv, dyv) = (
+                values(n * c_in * h * w, 1),
+                values(c_out * c_in * 9, 2),
+                values(n * c_out * out[0] * out[1], 3),
+            );
+            let [_, want, _, _] = reference(&case, &xv, &wv, &vec![0.0; c_out], &dyv, out);
+            let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            let got = super::super::conv2d_winograd::weight_grad(&g, &f32s(&xv), &f32s(&dyv));
+            assert_eq!(got.len(), want.len());
+            for (i, (&a, &b)) in got.iter().zip(want.iter()).enumerate() {
+                assert!(
+                    (a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "Winograd dw[{i}]: {a} vs {b} ({case:?})"
+                );
+            }
             check(case);
         };
         winograd([3, 18, 7, 9], 16, [(1, 1), (1, 1)]);
@@ -1554,7 +1591,9 @@ mod tests {
         winograd([2, 16, 6, 5], 16, [(0, 0), (0, 0)]);
         winograd([2, 16, 7, 9], 20, [(0, 2), (2, 1)]);
         winograd([1, 16, 4, 4], 16, [(2, 2), (2, 2)]);
-        winograd([3, 16, 70, 66], 16, [(1, 1), (1, 1)]);
+        winograd([4, 16, 70, 66], 16, [(1, 1), (1, 1)]);
+        // 256 channels: the weight gradient through `conv2d_weight_backward` too.
+        winograd([2, 256, 5, 3], 256, [(1, 1), (1, 1)]);
     }
 
     #[test]

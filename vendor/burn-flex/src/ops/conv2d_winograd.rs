@@ -21,8 +21,9 @@
 //!
 //! Used for f32 3x3 convolutions with stride 1, no dilation, one group and enough channels
 //! for the products to dominate the transforms; that is every stride-1 3x3 layer of ResNet
-//! and VGG past the stem, and, through [`super::conv2d_gemm`]'s transposed formulation, their input
-//! gradients too. F(2x2, 3x3)'s constants are 0, ±1 and 1/2, so it adds little rounding
+//! and VGG past the stem; through [`super::conv2d_gemm`]'s transposed formulation, their input
+//! gradients; and their weight gradients, by the forward pass's transforms differentiated
+//! ([`weight_grad`]). F(2x2, 3x3)'s constants are 0, ±1 and 1/2, so it adds little rounding
 //! error (the tests hold it to the same 1e-4 relative tolerance as im2col); the larger
 //! F(4x4, 3x3) would save more multiplications but is known to lose accuracy in f32, so
 //! it is not used.
@@ -36,6 +37,13 @@ use alloc::vec::Vec;
 /// dominate. A chosen bound, not a measured crossover (ResNet-18's smallest 3x3 layers
 /// have 64 channels, and gain: 52 -> 38-47 ms at batch 128).
 const MIN_CHANNELS: usize = 16;
+
+/// Fewest input and output channels for the Winograd weight gradient. Its products are
+/// `C_in x C_out` over tiles, so the transforms (per channel) and gemm's packing of both
+/// operands (per row and column) weigh more against them than in the forward pass.
+/// ResNet-18-CIFAR at batch 128, ms, im2col -> Winograd: 64 channels 48 -> 68-71, 128
+/// channels 36-37 -> 38-41, 256 channels 38-39 -> 25-27, 512 channels 50-53 -> 25-29.
+const WEIGHT_GRAD_MIN_CHANNELS: usize = 256;
 
 /// Elements of the transformed-input buffer of one chunk of tiles (per thread), as for
 /// im2col's column buffer.
@@ -55,6 +63,11 @@ pub(crate) fn applies(g: &Geometry) -> bool {
         && g.c_out >= MIN_CHANNELS
         && g.pad[0] <= 2
         && g.pad[1] <= 2
+}
+
+/// Whether this convolution's weight gradient runs through [`weight_grad`].
+pub(crate) fn applies_to_weight_grad(g: &Geometry) -> bool {
+    applies(g) && g.c_in.min(g.c_out) >= WEIGHT_GRAD_MIN_CHANNELS
 }
 
 /// `U[co][xi][ci] = (G g[co][ci] G^T)[xi]`, `[C_out, 16, C_in]`: as a gemm operand,
@@ -338,4 +351,182 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
     // SAFETY: the tiles cover every output element and each was written above.
     unsafe { y.set_len(len) };
     y
+}
+
+/// `dM[xi][co][t - first] = (A dY A^T)[xi]` for tiles `first..first + n`: each tile's 2x2
+/// block of output gradient (0 past odd output sizes, whose outputs [`forward`] drops)
+/// carried back through the output transform. `dm` is `[16, C_out, n]`, like `M`.
+fn transform_output_grad(g: &Geometry, dy: &[f32], first: usize, n: usize, dm: &mut [f32]) {
+    let (oh, ow) = (g.out_h, g.out_w);
+    let plane = oh * ow;
+    let xi_stride = g.c_out * n;
+    // Every lane below `lanes` is written before use; the rest are never stored.
+    let mut e = [[[0.0f32; LANES]; 2]; 2];
+    for co in 0..g.c_out {
+        let mut tiles = tiles_from(g, first, n);
+        let mut t0 = 0;
+        while t0 < n {
+            let lanes = LANES.min(n - t0);
+            for (k, [b, ty, tx]) in (&mut tiles).take(lanes).enumerate() {
+                let src = &dy[(b * g.c_out + co) * plane..][..plane];
+                let (oy, ox) = (2 * ty, 2 * tx);
+                for (i, ei) in e.iter_mut().enumerate() {
+                    for (j, eij) in ei.iter_mut().enumerate() {
+                        eij[k] = if oy + i < oh && ox + j < ow {
+                            src[(oy + i) * ow + ox + j]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+            let out = output_grad_tile(&e);
+            let base = co * n + t0;
+            for (xi, lane) in out.iter().enumerate() {
+                dm[xi * xi_stride + base..][..lanes].copy_from_slice(&lane[..lanes]);
+            }
+            t0 += lanes;
+        }
+    }
+}
+
+/// `A dY A^T` for `LANES` tiles at once: the transpose of [`output_tile`]'s map. With
+/// `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`, `A v = [v0, v0 + v1, v0 - v1, -v1]`.
+#[inline(always)]
+fn output_grad_tile(e: &[[[f32; LANES]; 2]; 2]) -> [[f32; LANES]; 16] {
+    let mut out = [[0.0f32; LANES]; 16];
+    for k in 0..LANES {
+        // A dY (columns), then (A dY) A^T (rows).
+        let mut r = [[0.0f32; 2]; 4];
+        for j in 0..2 {
+            let (d0, d1) = (e[0][j][k], e[1][j][k]);
+            r[0][j] = d0;
+            r[1][j] = d0 + d1;
+            r[2][j] = d0 - d1;
+            r[3][j] = -d1;
+        }
+        for (i, &[a, b]) in r.iter().enumerate() {
+            out[i * 4][k] = a;
+            out[i * 4 + 1][k] = a + b;
+            out[i * 4 + 2][k] = a - b;
+            out[i * 4 + 3][k] = -b;
+        }
+    }
+    out
+}
+
+/// `dW[co][ci] = G^T (sum over partials of dU[xi][co][ci]) G`, `[C_out, C_in, 3, 3]`: the
+/// transpose of [`transform_kernels`]' map, applied once to the summed products.
+fn kernel_grads(g: &Geometry, partials: &[Vec<f32>]) -> Vec<f32> {
+    let (c_in, c_out) = (g.c_in, g.c_out);
+    let xi_stride = c_out * c_in;
+    let mut dw = vec![0.0f32; c_out * c_in * 9];
+    // G^T v for a 4-vector v (G's rows: [1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]).
+    let gt = |v: [f32; 4]| {
+        [
+            v[0] + 0.5 * (v[1] + v[2]),
+            0.5 * (v[1] - v[2]),
+            0.5 * (v[1] + v[2]) + v[3],
+        ]
+    };
+    let kernels = |(co, dw_co): (usize, &mut [f32])| {
+        for ci in 0..c_in {
+            let mut du = [[0.0f32; 4]; 4];
+            for p in partials {
+                for (xi, v) in du.as_flattened_mut().iter_mut().enumerate() {
+                    *v += p[xi * xi_stride + co * c_in + ci];
+                }
+            }
+            // G^T dU (columns), then (G^T dU) G (rows).
+            let mut r = [[0.0f32; 4]; 3];
+            for j in 0..4 {
+                let col = gt([du[0][j], du[1][j], du[2][j], du[3][j]]);
+                for i in 0..3 {
+                    r[i][j] = col[i];
+                }
+            }
+            for (i, row) in r.iter().enumerate() {
+                dw_co[ci * 9 + i * 3..][..3].copy_from_slice(&gt(*row));
+            }
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        dw.par_chunks_mut(9 * c_in).enumerate().for_each(kernels);
+    }
+    #[cfg(not(feature = "rayon"))]
+    dw.chunks_mut(9 * c_in).enumerate().for_each(kernels);
+    dw
+}
+
+/// The weight gradient, `[C_out, C_in, 3, 3]`, of a convolution that [`applies`] (used
+/// where [`applies_to_weight_grad`]):
+///
+/// ```text
+/// dW = G^T [ sum over tiles of dM ⊙ V ] G,   dM = A dY A^T,   V = B^T d B
+/// ```
+///
+/// (the forward pass differentiated with respect to `U = G g G^T`). The sum over tiles is,
+/// for each entry `xi`, the product `dU[xi] (C_out x C_in) = dM[xi] (C_out x tiles) *
+/// V[xi]^T (tiles x C_in)`, 2.25x fewer multiplications than im2col's `dY col^T`. Each
+/// thread sums its own run of chunks of tiles into a `[16, C_out, C_in]` partial; the
+/// partials are added in the kernel transform.
+pub(crate) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (th, tw) = tiles(g);
+    let total = g.batch * th * tw;
+    if total == 0 {
+        return vec![0.0; g.c_out * g.c_in * 9];
+    }
+    let threads = num_threads();
+    let per_chunk = (V_BUDGET / (16 * g.c_in.max(g.c_out)))
+        .max(MIN_TILES)
+        .min(total.div_ceil(threads));
+    let chunks = total.div_ceil(per_chunk);
+    let tasks = threads.min(chunks);
+    let parallelism = super::conv2d_gemm::inner_parallelism(tasks, threads);
+    let du_len = 16 * g.c_out * g.c_in;
+    let task = |t: usize| {
+        let mut du = vec![0.0f32; du_len];
+        with_scratch(
+            16 * g.c_in * per_chunk,
+            16 * g.c_out * per_chunk,
+            |v: &mut [f32], dm: &mut [f32]| {
+                for (c, chunk) in (t * chunks / tasks..(t + 1) * chunks / tasks).enumerate() {
+                    let first = chunk * per_chunk;
+                    let n = per_chunk.min(total - first);
+                    transform_input(g, x, first, n, v);
+                    transform_output_grad(g, dy, first, n, dm);
+                    for xi in 0..16 {
+                        // dU[xi]^T (C_in x C_out) (+)= V[xi] (C_in x n) * dM[xi]^T (n x C_out),
+                        // stored column-major, i.e. `[C_out][C_in]`.
+                        unsafe {
+                            gemm(
+                                g.c_in,
+                                g.c_out,
+                                n,
+                                du.as_mut_ptr().add(xi * g.c_out * g.c_in),
+                                (1, g.c_in as isize),
+                                c > 0,
+                                v[xi * g.c_in * n..].as_ptr(),
+                                (n as isize, 1),
+                                dm[xi * g.c_out * n..].as_ptr(),
+                                (1, n as isize),
+                                parallelism,
+                            );
+                        }
+                    }
+                }
+            },
+        );
+        du
+    };
+    #[cfg(feature = "rayon")]
+    let partials: Vec<Vec<f32>> = {
+        use rayon::prelude::*;
+        (0..tasks).into_par_iter().map(task).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let partials: Vec<Vec<f32>> = (0..tasks).map(task).collect();
+    kernel_grads(g, &partials)
 }
