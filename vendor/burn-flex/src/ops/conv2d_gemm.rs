@@ -736,7 +736,7 @@ pub(super) fn with_scratch<T: GradElement, R>(
 }
 
 /// Runs `task(t)` for `t in 0..tasks`, on rayon's threads when there are several.
-fn run_tasks<R: Send>(tasks: usize, task: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+pub(super) fn run_tasks<R: Send>(tasks: usize, task: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
     #[cfg(feature = "rayon")]
     if tasks > 1 {
         use rayon::prelude::*;

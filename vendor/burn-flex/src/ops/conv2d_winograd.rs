@@ -28,7 +28,7 @@
 //! F(4x4, 3x3) would save more multiplications but is known to lose accuracy in f32, so
 //! it is not used.
 
-use super::conv2d_gemm::{Geometry, gemm, num_threads, with_scratch};
+use super::conv2d_gemm::{Geometry, gemm, num_threads, run_tasks, with_scratch};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -286,6 +286,16 @@ fn output_tile(e: &[[f32; LANES]; 16], bias: f32) -> [[f32; 2 * LANES]; 2] {
     rows
 }
 
+/// Tiles per chunk: a chunk's transformed input within budget, but at least `MIN_TILES`
+/// (each of the chunk's 16 products packs its `C_in x C_out` operand again, so a few tiles
+/// per chunk would pack 512x512 kernels for little arithmetic), and enough chunks that
+/// every thread has work.
+fn tiles_per_chunk(g: &Geometry, total: usize, threads: usize) -> usize {
+    (V_BUDGET / (16 * g.c_in.max(g.c_out)))
+        .max(MIN_TILES)
+        .min(total.div_ceil(threads))
+}
+
 /// The forward pass, `[N, C_out, OH, OW]`, for a convolution that [`applies`].
 pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (th, tw) = tiles(g);
@@ -298,13 +308,7 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
     }
     let u = transform_kernels(g, w);
     let threads = num_threads();
-    // Tiles per chunk: the transformed input of a chunk within budget, but at least
-    // MIN_TILES (each of the chunk's 16 products packs its `C_in x C_out` kernel operand
-    // again, so a few tiles per chunk would pack 512x512 kernels for little arithmetic),
-    // and enough chunks that every thread has work.
-    let per_chunk = (V_BUDGET / (16 * g.c_in.max(g.c_out)))
-        .max(MIN_TILES)
-        .min(total.div_ceil(threads));
+    let per_chunk = tiles_per_chunk(g, total, threads);
     let chunks = total.div_ceil(per_chunk);
     let parallelism = super::conv2d_gemm::inner_parallelism(chunks, threads);
     let out = Output(y.as_mut_ptr());
@@ -479,9 +483,7 @@ pub(crate) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         return vec![0.0; g.c_out * g.c_in * 9];
     }
     let threads = num_threads();
-    let per_chunk = (V_BUDGET / (16 * g.c_in.max(g.c_out)))
-        .max(MIN_TILES)
-        .min(total.div_ceil(threads));
+    let per_chunk = tiles_per_chunk(g, total, threads);
     let chunks = total.div_ceil(per_chunk);
     let tasks = threads.min(chunks);
     let parallelism = super::conv2d_gemm::inner_parallelism(tasks, threads);
@@ -521,12 +523,5 @@ pub(crate) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         );
         du
     };
-    #[cfg(feature = "rayon")]
-    let partials: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        (0..tasks).into_par_iter().map(task).collect()
-    };
-    #[cfg(not(feature = "rayon"))]
-    let partials: Vec<Vec<f32>> = (0..tasks).map(task).collect();
-    kernel_grads(g, &partials)
+    kernel_grads(g, &run_tasks(tasks, task))
 }
