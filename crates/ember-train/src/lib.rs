@@ -17,18 +17,16 @@
 //! # Ok::<(), ember_train::error::TrainError>(())
 //! ```
 
-/// mimalloc is the process's allocator wherever ember-train is linked (feature `mimalloc`, on
-/// by default): Burn's CPU backends allocate every tensor operation's output afresh, megabytes
-/// at a time for CNN activations, and glibc's malloc hands such blocks back to the kernel and
-/// maps them again, so every step pays page faults, and copy-on-write faults with TLB
-/// shootdowns across threads where a kernel reads its zeroed output before writing it.
-/// mimalloc keeps freed memory mapped for reuse (profiles in `docs/benchmarks.md`). Turn the
-/// feature off to choose your own allocator.
+/// The process's allocator wherever ember-train is linked (feature `mimalloc`, on by default):
+/// mimalloc, which keeps freed memory for reuse, the way a training loop needs
+/// ([`allocator`]). Turn the feature off to choose your own allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 pub mod adadelta;
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod backend;
 pub mod classifier;
 #[cfg(feature = "cli")]
