@@ -97,22 +97,14 @@ fn tensor<T: NormElement>(data: Vec<T>, shape: Shape) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), T::DTYPE)
 }
 
-/// Per channel, `f` folded over every `(image, position)` of that channel, in parallel over
-/// channels. `f(acc, channel, index)` gets the flat index of each element.
-fn per_channel<A: Send + Sync + Copy>(
-    d: Dims,
-    init: A,
-    f: impl Fn(A, usize, usize) -> A + Sync + Send,
-) -> Vec<A> {
+/// Per channel, the sum over images of `row(channel, start)`, where `start` is the flat index
+/// of that image's row of the channel (`spatial` elements), in parallel over channels.
+fn per_channel(d: Dims, row: impl Fn(usize, usize) -> (f64, f64) + Sync + Send) -> Vec<(f64, f64)> {
     let channel = |c: usize| {
-        let mut acc = init;
-        for n in 0..d.images {
-            let base = (n * d.channels + c) * d.spatial;
-            for i in base..base + d.spatial {
-                acc = f(acc, c, i);
-            }
-        }
-        acc
+        (0..d.images).fold((0.0, 0.0), |(s, q), n| {
+            let (a, b) = row(c, (n * d.channels + c) * d.spatial);
+            (s + a, q + b)
+        })
     };
     #[cfg(feature = "rayon")]
     if d.images * d.image_len() >= crate::ops::PARALLEL_THRESHOLD {
@@ -122,18 +114,43 @@ fn per_channel<A: Send + Sync + Copy>(
     (0..d.channels).map(channel).collect()
 }
 
-/// Writes `out[i] = f(c, i)` for every element `i` of channel `c`, in parallel over images.
-fn map_elements<T: NormElement>(
+/// Independent accumulators per row sum: one chain of f64 additions waits out each add's
+/// latency per element; eight of them vectorise (measured: the statistics and the
+/// elementwise passes, written per element through a closure, were 15% of a DenseNet step).
+const LANES: usize = 8;
+
+/// `(sum a, sum a * (b - mu))` over a row in f64; with `b = a` and `mu = 0` the sum and the
+/// sum of squares.
+fn row_sums<T: NormElement>(a: &[T], b: &[T], mu: f64) -> (f64, f64) {
+    let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (ca, cb) in a_chunks.zip(b_chunks) {
+        for j in 0..LANES {
+            let v = ca[j].to_f64();
+            s[j] += v;
+            q[j] += v * (cb[j].to_f64() - mu);
+        }
+    }
+    let (mut s, mut q) = (s.iter().sum::<f64>(), q.iter().sum::<f64>());
+    for (va, vb) in a_rest.iter().zip(b_rest) {
+        let v = va.to_f64();
+        s += v;
+        q += v * (vb.to_f64() - mu);
+    }
+    (s, q)
+}
+
+/// For every `(image, channel)` row, `f(channel, start, out_row)` with `start` the row's
+/// flat index, in parallel over images.
+fn map_rows<T: NormElement>(
     d: Dims,
     out: &mut [T],
-    f: impl Fn(usize, usize) -> T + Sync + Send,
+    f: impl Fn(usize, usize, &mut [T]) + Sync + Send,
 ) {
     let image = |(n, chunk): (usize, &mut [T])| {
-        for c in 0..d.channels {
-            let base = c * d.spatial;
-            for s in 0..d.spatial {
-                chunk[base + s] = f(c, n * d.image_len() + base + s);
-            }
+        for (c, row) in chunk.chunks_mut(d.spatial.max(1)).enumerate() {
+            f(c, n * d.image_len() + c * d.spatial, row);
         }
     };
     let len = d.image_len().max(1);
@@ -144,6 +161,17 @@ fn map_elements<T: NormElement>(
         return;
     }
     out.chunks_mut(len).enumerate().for_each(image);
+}
+
+/// `out = x * scale_c + shift_c` (computed in f64), row by row.
+fn affine<T: NormElement>(d: Dims, xs: &[T], scale: &[f64], shift: &[f64], out: &mut [T]) {
+    map_rows(d, out, |c, start, row| {
+        let (a, b) = (scale[c], shift[c]);
+        let x = &xs[start..start + row.len()];
+        for (o, v) in row.iter_mut().zip(x) {
+            *o = T::from_f64(v.to_f64() * a + b);
+        }
+    });
 }
 
 /// Training-mode forward: `(output, batch mean, biased batch variance)`.
@@ -159,9 +187,9 @@ pub(crate) fn batch_norm_train<T: NormElement>(
     let d = Dims::of(&shape);
     let xs: &[T] = x.storage();
     let m = d.per_channel().max(1) as f64;
-    let sums = per_channel(d, (0.0f64, 0.0f64), |(s, q), _, i| {
-        let v = xs[i].to_f64();
-        (s + v, q + v * v)
+    let sums = per_channel(d, |_, start| {
+        let row = &xs[start..start + d.spatial];
+        row_sums(row, row, 0.0)
     });
     let mean: Vec<f64> = sums.iter().map(|&(s, _)| s / m).collect();
     let var: Vec<f64> = sums
@@ -178,9 +206,7 @@ pub(crate) fn batch_norm_train<T: NormElement>(
         .map(|c| b[c].to_f64() - mean[c] * scale[c])
         .collect();
     let mut y = vec![T::from_f64(0.0); xs.len()];
-    map_elements(d, &mut y, |c, i| {
-        T::from_f64(xs[i].to_f64() * scale[c] + shift[c])
-    });
+    affine(d, xs, &scale, &shift, &mut y);
     let channels = Shape::from(vec![d.channels]);
     (
         tensor(y, shape),
@@ -218,9 +244,9 @@ pub(crate) fn batch_norm_train_backward<T: NormElement>(
         .collect();
     let mu: Vec<f64> = mu.iter().map(|v| v.to_f64()).collect();
     // Per channel: sum dy and sum dy * (x - mean).
-    let sums = per_channel(d, (0.0f64, 0.0f64), |(s, sx), c, i| {
-        let gy = dys[i].to_f64();
-        (s + gy, sx + gy * (xs[i].to_f64() - mu[c]))
+    let sums = per_channel(d, |c, start| {
+        let range = start..start + d.spatial;
+        row_sums(&dys[range.clone()], &xs[range], mu[c])
     });
     let m = d.per_channel().max(1) as f64;
     let dbeta: Vec<f64> = sums.iter().map(|&(s, _)| s).collect();
@@ -238,9 +264,13 @@ pub(crate) fn batch_norm_train_backward<T: NormElement>(
         .map(|c| sums[c].1 * inv_std[c] * inv_std[c] / m)
         .collect();
     let mut dx = vec![T::from_f64(0.0); xs.len()];
-    map_elements(d, &mut dx, |c, i| {
-        let centred = xs[i].to_f64() - mu[c];
-        T::from_f64(k[c] * (dys[i].to_f64() - mean_dy[c] - centred * proj[c]))
+    map_rows(d, &mut dx, |c, start, row| {
+        let (kc, mean_dy, mu, proj) = (k[c], mean_dy[c], mu[c], proj[c]);
+        let range = start..start + row.len();
+        for ((o, gy), x) in row.iter_mut().zip(&dys[range.clone()]).zip(&xs[range]) {
+            let centred = x.to_f64() - mu;
+            *o = T::from_f64(kc * (gy.to_f64() - mean_dy - centred * proj));
+        }
     });
     let channels = Shape::from(vec![d.channels]);
     (
@@ -281,9 +311,7 @@ pub(crate) fn batch_norm<T: NormElement>(
         .map(|c| b[c].to_f64() - mu[c].to_f64() * scale[c])
         .collect();
     let mut y = vec![T::from_f64(0.0); xs.len()];
-    map_elements(d, &mut y, |c, i| {
-        T::from_f64(xs[i].to_f64() * scale[c] + shift[c])
-    });
+    affine(d, xs, &scale, &shift, &mut y);
     tensor(y, shape)
 }
 
@@ -310,7 +338,15 @@ mod tests {
     /// Forward and backward against the textbook formulas, evaluated per channel directly.
     #[test]
     fn matches_the_definition() {
-        for shape in [vec![3usize, 4, 5, 2], vec![6, 3], vec![2, 2, 7]] {
+        // Rows shorter than, not a multiple of, and many times the accumulators' width; the
+        // last shape is large enough to run in parallel.
+        for shape in [
+            vec![3usize, 4, 5, 2],
+            vec![6, 3],
+            vec![2, 2, 7],
+            vec![2, 3, 5, 7],
+            vec![4, 3, 100, 90],
+        ] {
             let n: usize = shape.iter().product();
             let (images, channels) = (shape[0], shape[1]);
             let spatial = n / (images * channels);
@@ -357,8 +393,9 @@ mod tests {
                         sdyx += dy[i] * xhat;
                     }
                 }
-                assert!((db.storage::<f64>()[c] - sdy).abs() < 1e-12);
-                assert!((dg.storage::<f64>()[c] - sdyx).abs() < 1e-12);
+                // Sums of `m` terms, added in another order than here.
+                assert!((db.storage::<f64>()[c] - sdy).abs() < 1e-12 * m);
+                assert!((dg.storage::<f64>()[c] - sdyx).abs() < 1e-12 * m);
                 for b in 0..images {
                     for s in 0..spatial {
                         let i = idx(b, c, s);
