@@ -814,7 +814,8 @@ fn columns<T: GradElement>(
 }
 
 /// A chunk's `[C_out/g][cols]` block of a `[N, C_out, OH, OW]` tensor (the output gradient)
-/// as a column-major `cols x C_out/g` gemm operand: a pointer and its column stride. Copied
+/// as a column-major `cols x C_out/g` gemm operand: a pointer and its column stride (the
+/// weight gradient reads the same memory as the row-major `C_out/g x cols` matrix). Copied
 /// into `scratch` only when the chunk spans several images.
 fn channel_block<T: GradElement>(
     g: &Geometry,
