@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' burn-flex/Cargo.toml | head -n 1)
-pristine=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/burn-flex-"$version" 2>/dev/null | head -n 1)
+pristine=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/burn-flex-"$version" 2>/dev/null | head -n 1 || true)
 if [ -z "$pristine" ]; then
-  echo "burn-flex $version is not in the cargo registry cache: run 'cargo fetch' first" >&2
+  # Ember's own `cargo fetch` never downloads it: [patch.crates-io] points at the copy here.
+  echo "burn-flex $version is not in the cargo registry cache; fetch it with a scratch crate:" >&2
+  echo "  cargo new -q /tmp/ff && cd /tmp/ff && cargo add -q burn-flex@=$version && cargo fetch" >&2
   exit 1
 fi
 tmp=$(mktemp -d)

@@ -981,11 +981,24 @@ fn weight_grad<T: GradElement>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     let parallelism = inner_parallelism(tasks, threads);
     let max_cols = chunks.iter().map(Chunk::cols).max().unwrap_or(0);
 
-    // One partial sum per task over a contiguous run of chunks.
+    // One partial sum per task over a contiguous run of chunks. gemm packs (one element at
+    // a time) whichever operand is not laid out for its kernel: given a column-major
+    // destination that is dY (`C_out/g` rows), given the weight's own row-major layout it
+    // transposes the whole product and packs the columns (`K` rows) instead. So each
+    // group's block is stored transposed, `[K][C_out/g]`, when `K` is the larger: 2.4x
+    // faster for ResNet-18's 64-channel 3x3 layers (64 x 576 x 512 per chunk: 950 -> 390 us
+    // on a Zen 4 core), while layers with more output channels than `K` (the stem, strided
+    // 1x1 shortcuts) keep the weight's layout.
+    let col_major = g.cout_g < patch;
+    let dw_strides = if col_major {
+        (1, g.cout_g as isize)
+    } else {
+        (patch as isize, 1)
+    };
     let partials = run_tasks(tasks, |t| {
         // Written before read (the first chunk's product is stored, later ones added): see
         // `input_grad` on reading fresh pages.
-        let mut dw = vec![T::ZERO; w_len];
+        let mut sums = vec![T::ZERO; w_len];
         with_scratch(
             patch * max_cols,
             g.cout_g * max_cols,
@@ -1005,8 +1018,8 @@ fn weight_grad<T: GradElement>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                                 g.cout_g,
                                 patch,
                                 chunk.cols(),
-                                dw[group * g.cout_g * patch..].as_mut_ptr(),
-                                (patch as isize, 1),
+                                sums[group * g.cout_g * patch..].as_mut_ptr(),
+                                dw_strides,
                                 c > 0,
                                 dy_ptr,
                                 (dy_ld, 1),
@@ -1019,14 +1032,27 @@ fn weight_grad<T: GradElement>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                 }
             },
         );
-        dw
+        sums
     });
 
     let mut partials = partials.into_iter();
-    let mut dw = partials.next().unwrap_or_else(|| vec![T::ZERO; w_len]);
+    let mut sums = partials.next().unwrap_or_else(|| vec![T::ZERO; w_len]);
     for partial in partials {
-        for (total, v) in dw.iter_mut().zip(partial) {
+        for (total, v) in sums.iter_mut().zip(partial) {
             *total = *total + v;
+        }
+    }
+    if !col_major {
+        return sums;
+    }
+    // Back to the weight's layout, `[C_out][C_in/g][kh][kw]`.
+    let mut dw = vec![T::ZERO; w_len];
+    for group in 0..g.groups {
+        let base = group * g.cout_g * patch;
+        for r in 0..patch {
+            for co in 0..g.cout_g {
+                dw[base + co * patch + r] = sums[base + r * g.cout_g + co];
+            }
         }
     }
     dw
