@@ -987,7 +987,7 @@ fn weight_grad<T: GradElement>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     // transposes the whole product and packs the columns (`K` rows) instead. So each
     // group's block is stored transposed, `[K][C_out/g]`, when `K` is the larger: 2.4x
     // faster for ResNet-18's 64-channel 3x3 layers (64 x 576 x 512 per chunk: 950 -> 390 us
-    // on a Zen 4 core), while layers with more output channels than `K` (the stem, strided
+    // on one AMD EPYC core), while layers with more output channels than `K` (the stem, strided
     // 1x1 shortcuts) keep the weight's layout.
     let col_major = g.cout_g < patch;
     let dw_strides = if col_major {
@@ -1194,7 +1194,7 @@ fn tensor<T: GradElement>(data: Vec<T>, shape: Shape) -> FlexTensor {
 /// 1). Layers with very few channels (LeNet's first, 1 -> 6 channels 5x5) once went direct
 /// too, but its row-by-row accumulation into the output (8 lanes and a scalar tail per
 /// 28-wide row) measured slower than im2col + gemm: LeNet-5's training step at batch 128
-/// 17.5-19.4k -> 19.7-20.9k images/s (Zen 4, 2 threads).
+/// 17.5-19.4k -> 19.7-20.9k images/s (AMD EPYC, 2 threads).
 pub(crate) fn prefer_direct_kernels(
     x: [usize; 4],
     w: [usize; 4],
