@@ -860,7 +860,7 @@ fn forward<T: GradElement>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -
         return from_f32(super::conv2d_winograd::forward(
             g,
             bytemuck::cast_slice(x),
-            bytemuck::cast_slice(w),
+            super::conv2d_winograd::Kernels::Forward(bytemuck::cast_slice(w)),
             bias.map(bytemuck::cast_slice),
         ));
     }
@@ -1278,7 +1278,18 @@ pub(crate) fn conv2d_x_backward<T: GradElement>(
     let (w, dy) = (weight.storage::<T>(), output_grad.storage::<T>());
     let dx = match g.transposed() {
         Some(t) if t.patch() * t.positions() <= g.patch() * g.positions() => {
-            forward(&t, dy, &flip_weights(&g, w), None)
+            if T::DTYPE == DType::F32 && super::conv2d_winograd::applies(&t) {
+                // `T` is f32 here, so the casts are no-ops; Winograd flips the kernels as
+                // it transforms them.
+                from_f32(super::conv2d_winograd::forward(
+                    &t,
+                    bytemuck::cast_slice(dy),
+                    super::conv2d_winograd::Kernels::Flipped(bytemuck::cast_slice(w)),
+                    None,
+                ))
+            } else {
+                forward(&t, dy, &flip_weights(&g, w), None)
+            }
         }
         _ => input_grad(&g, w, dy),
     };
@@ -1595,7 +1606,8 @@ mod tests {
     fn winograd_3x3() {
         // f32 3x3 stride-1 layers with 16+ channels run through Winograd F(2x2, 3x3): odd
         // output sizes (partial tiles), "same", "valid", asymmetric and wide padding, input
-        // gradients through the transposed convolution (C_out <= C_in), weight gradients
+        // gradients through the transposed convolution (C_out <= C_in; its kernels read
+        // flipped, in runs of 16 input channels and a partial run), weight gradients
         // (`dw`), and chunks of tiles that end inside an image (4x70x66: 4,620 tiles in
         // chunks of 2,048, so with two threads one weight-gradient partial sums two chunks).
         let winograd = |x: [usize; 4], c_out: usize, padding: [(usize, usize); 2]| {
@@ -1637,6 +1649,8 @@ mod tests {
             check(case);
         };
         winograd([3, 18, 7, 9], 16, [(1, 1), (1, 1)]);
+        // The transposed convolution with a partial run of kernels (18 = 16 + 2 channels).
+        winograd([2, 20, 6, 6], 18, [(1, 1), (1, 1)]);
         winograd([3, 16, 7, 9], 17, [(1, 1), (1, 1)]);
         winograd([2, 16, 6, 5], 16, [(0, 0), (0, 0)]);
         winograd([2, 16, 7, 9], 20, [(0, 2), (2, 1)]);

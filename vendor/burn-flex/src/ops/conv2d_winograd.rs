@@ -31,6 +31,7 @@
 use super::conv2d_gemm::{Geometry, gemm, num_threads, run_tasks, with_scratch};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 /// Fewest input and output channels for Winograd: the transforms cost per channel what
 /// the products cost per channel pair, so with few channels the products no longer
@@ -72,39 +73,86 @@ pub(crate) fn applies_to_weight_grad(g: &Geometry) -> bool {
 
 /// `U[co][xi][ci] = (G g[co][ci] G^T)[xi]`, `[C_out, 16, C_in]`: as a gemm operand,
 /// `U[xi]^T` is column-major `C_in x C_out` with column stride `16 C_in`. Split over
-/// threads by output channel (512x512 kernels are 262,144 small transforms per call).
-fn transform_kernels(g: &Geometry, w: &[f32]) -> Vec<f32> {
-    let c_in = g.c_in;
-    let mut u = vec![0.0f32; 16 * g.c_out * c_in];
-    let kernels = |(co, u_co): (usize, &mut [f32])| {
-        for ci in 0..c_in {
-            let k = &w[(co * c_in + ci) * 9..][..9];
-            // Rows: G g (4x3), then columns: (G g) G^T (4x4).
-            let mut gg = [[0.0f32; 3]; 4];
-            for j in 0..3 {
-                let (a, b, c) = (k[j], k[3 + j], k[6 + j]);
-                gg[0][j] = a;
-                gg[1][j] = 0.5 * (a + b + c);
-                gg[2][j] = 0.5 * (a - b + c);
-                gg[3][j] = c;
-            }
-            for (i, row) in gg.iter().enumerate() {
-                let (a, b, c) = (row[0], row[1], row[2]);
-                let out = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-                for (j, v) in out.into_iter().enumerate() {
-                    u_co[(i * 4 + j) * c_in + ci] = v;
+/// threads by output channel (512x512 kernels are 262,144 small transforms per call),
+/// `LANES` input channels at a time, so that each entry is stored as one contiguous run.
+fn transform_kernels(g: &Geometry, kernels: Kernels) -> Vec<f32> {
+    let (c_in, c_out) = (g.c_in, g.c_out);
+    let len = 16 * c_out * c_in;
+    let mut u: Vec<f32> = Vec::with_capacity(len);
+    let transform = |(co, u_co): (usize, &mut [MaybeUninit<f32>])| {
+        let mut ci = 0;
+        while ci < c_in {
+            let lanes = LANES.min(c_in - ci);
+            let mut k9 = [[0.0f32; LANES]; 9];
+            for k in 0..lanes {
+                let (at, flip) = match kernels {
+                    Kernels::Forward(w) => (&w[(co * c_in + ci + k) * 9..][..9], false),
+                    Kernels::Flipped(w) => (&w[((ci + k) * c_out + co) * 9..][..9], true),
+                };
+                for (e, row) in k9.iter_mut().enumerate() {
+                    row[k] = at[if flip { 8 - e } else { e }];
                 }
             }
+            for (xi, lane) in kernel_tile(&k9).iter().enumerate() {
+                for (d, &v) in u_co[xi * c_in + ci..][..lanes].iter_mut().zip(lane) {
+                    d.write(v);
+                }
+            }
+            ci += lanes;
         }
     };
+    // Every element is written below (each output channel's 16 runs of `C_in`), so the
+    // buffer is not zeroed first (16.8 MB per call for 512x512 kernels).
+    let spare = &mut u.spare_capacity_mut()[..len];
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        u.par_chunks_mut(16 * c_in).enumerate().for_each(kernels);
+        spare
+            .par_chunks_mut(16 * c_in)
+            .enumerate()
+            .for_each(transform);
     }
     #[cfg(not(feature = "rayon"))]
-    u.chunks_mut(16 * c_in).enumerate().for_each(kernels);
+    spare.chunks_mut(16 * c_in).enumerate().for_each(transform);
+    // SAFETY: the loop above wrote all `len` elements.
+    unsafe { u.set_len(len) };
     u
+}
+
+/// Where [`forward`] finds its 3x3 kernels.
+#[derive(Clone, Copy)]
+pub(crate) enum Kernels<'a> {
+    /// The convolution's own weights, `[C_out, C_in, 3, 3]`.
+    Forward(&'a [f32]),
+    /// The weights of the convolution whose input gradient this one is
+    /// ([`super::conv2d_gemm`]'s transposed formulation), `[C_in, C_out, 3, 3]` in this
+    /// convolution's terms: read transposed and rotated by 180 degrees, which saves a
+    /// flipped copy of them (single-threaded, 9.4 MB for 512x512 kernels).
+    Flipped(&'a [f32]),
+}
+
+/// `G g G^T` for `LANES` 3x3 kernels at once (row-major entries in, 4x4 row-major out).
+/// `G v = [v0, (v0 + v1 + v2)/2, (v0 - v1 + v2)/2, v2]` for a 3-vector `v`.
+#[inline(always)]
+fn kernel_tile(k9: &[[f32; LANES]; 9]) -> [[f32; LANES]; 16] {
+    let gv = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+    let mut out = [[0.0f32; LANES]; 16];
+    for k in 0..LANES {
+        // Rows: G g (4x3), then columns: (G g) G^T (4x4).
+        let mut gg = [[0.0f32; 3]; 4];
+        for j in 0..3 {
+            let col = gv(k9[j][k], k9[3 + j][k], k9[6 + j][k]);
+            for i in 0..4 {
+                gg[i][j] = col[i];
+            }
+        }
+        for (i, row) in gg.iter().enumerate() {
+            for (j, v) in gv(row[0], row[1], row[2]).into_iter().enumerate() {
+                out[i * 4 + j][k] = v;
+            }
+        }
+    }
+    out
 }
 
 /// Tiles per image along each axis.
@@ -297,7 +345,7 @@ fn tiles_per_chunk(g: &Geometry, total: usize, threads: usize) -> usize {
 }
 
 /// The forward pass, `[N, C_out, OH, OW]`, for a convolution that [`applies`].
-pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+pub(crate) fn forward(g: &Geometry, x: &[f32], kernels: Kernels, bias: Option<&[f32]>) -> Vec<f32> {
     let (th, tw) = tiles(g);
     let total = g.batch * th * tw;
     let len = g.batch * g.c_out * g.out_h * g.out_w;
@@ -306,7 +354,7 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
         y.resize(len, 0.0);
         return y;
     }
-    let u = transform_kernels(g, w);
+    let u = transform_kernels(g, kernels);
     let threads = num_threads();
     let per_chunk = tiles_per_chunk(g, total, threads);
     let chunks = total.div_ceil(per_chunk);
@@ -420,38 +468,34 @@ fn output_grad_tile(e: &[[[f32; LANES]; 2]; 2]) -> [[f32; LANES]; 16] {
 }
 
 /// `dW[co][ci] = G^T (sum over partials of dU[xi][co][ci]) G`, `[C_out, C_in, 3, 3]`: the
-/// transpose of [`transform_kernels`]' map, applied once to the summed products.
+/// transpose of [`transform_kernels`]' map, applied once to the summed products, `LANES`
+/// input channels at a time (the 16 entries of `LANES` consecutive kernels are 16
+/// contiguous runs of every partial; read one kernel at a time, they were 16 strided
+/// streams per partial, and this took 7% of a ResNet-18-CIFAR step at batch 32).
 fn kernel_grads(g: &Geometry, partials: &[Vec<f32>]) -> Vec<f32> {
     let (c_in, c_out) = (g.c_in, g.c_out);
     let xi_stride = c_out * c_in;
     let mut dw = vec![0.0f32; c_out * c_in * 9];
-    // G^T v for a 4-vector v (G's rows: [1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]).
-    let gt = |v: [f32; 4]| {
-        [
-            v[0] + 0.5 * (v[1] + v[2]),
-            0.5 * (v[1] - v[2]),
-            0.5 * (v[1] + v[2]) + v[3],
-        ]
-    };
     let kernels = |(co, dw_co): (usize, &mut [f32])| {
-        for ci in 0..c_in {
-            let mut du = [[0.0f32; 4]; 4];
+        let mut ci = 0;
+        while ci < c_in {
+            let lanes = LANES.min(c_in - ci);
+            let mut du = [[0.0f32; LANES]; 16];
             for p in partials {
-                for (xi, v) in du.as_flattened_mut().iter_mut().enumerate() {
-                    *v += p[xi * xi_stride + co * c_in + ci];
+                for (xi, lane) in du.iter_mut().enumerate() {
+                    let src = &p[xi * xi_stride + co * c_in + ci..][..lanes];
+                    for (d, s) in lane.iter_mut().zip(src) {
+                        *d += s;
+                    }
                 }
             }
-            // G^T dU (columns), then (G^T dU) G (rows).
-            let mut r = [[0.0f32; 4]; 3];
-            for j in 0..4 {
-                let col = gt([du[0][j], du[1][j], du[2][j], du[3][j]]);
-                for i in 0..3 {
-                    r[i][j] = col[i];
+            let out = kernel_grad_tile(&du);
+            for k in 0..lanes {
+                for (e, row) in out.iter().enumerate() {
+                    dw_co[(ci + k) * 9 + e] = row[k];
                 }
             }
-            for (i, row) in r.iter().enumerate() {
-                dw_co[ci * 9 + i * 3..][..3].copy_from_slice(&gt(*row));
-            }
+            ci += lanes;
         }
     };
     #[cfg(feature = "rayon")]
@@ -462,6 +506,38 @@ fn kernel_grads(g: &Geometry, partials: &[Vec<f32>]) -> Vec<f32> {
     #[cfg(not(feature = "rayon"))]
     dw.chunks_mut(9 * c_in).enumerate().for_each(kernels);
     dw
+}
+
+/// `G^T dU G` for `LANES` kernels at once, `dU` 4x4 (row-major entries `xi`), the result
+/// 3x3 (row-major entries). `G^T v = [v0 + (v1 + v2)/2, (v1 - v2)/2, (v1 + v2)/2 + v3]`
+/// (G's rows: [1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]).
+#[inline(always)]
+fn kernel_grad_tile(du: &[[f32; LANES]; 16]) -> [[f32; LANES]; 9] {
+    let gt = |v: [f32; 4]| {
+        [
+            v[0] + 0.5 * (v[1] + v[2]),
+            0.5 * (v[1] - v[2]),
+            0.5 * (v[1] + v[2]) + v[3],
+        ]
+    };
+    let mut out = [[0.0f32; LANES]; 9];
+    for k in 0..LANES {
+        // G^T dU (columns), then (G^T dU) G (rows).
+        let mut r = [[0.0f32; 4]; 3];
+        for j in 0..4 {
+            let col = gt([du[j][k], du[4 + j][k], du[8 + j][k], du[12 + j][k]]);
+            for i in 0..3 {
+                r[i][j] = col[i];
+            }
+        }
+        for (i, row) in r.iter().enumerate() {
+            let v = gt(*row);
+            for j in 0..3 {
+                out[i * 3 + j][k] = v[j];
+            }
+        }
+    }
+    out
 }
 
 /// The weight gradient, `[C_out, C_in, 3, 3]`, of a convolution that [`applies`] (used
