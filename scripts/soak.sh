@@ -12,7 +12,7 @@ KILLS="${1:-20}"
 WORK="${2:-$(mktemp -d /tmp/ember-soak.XXXXXX)}"
 export EMBER_OFFLINE=1 EMBER_NO_TUI=1
 if [ -z "${EMBER_BIN:-}" ]; then
-  cargo build --release --bin ember >&2
+  cargo build --release -p ember-cli --bin ember >&2
   EMBER_BIN="${CARGO_TARGET_DIR:-target}/release/ember"
 fi
 
