@@ -12,7 +12,8 @@
 # Variants: new (the recipe as issue 15 first set it: cutout 16, label smoothing 0.1, no decay
 # on biases and batch-norm parameters, torchvision init), cutout8 (the same with an 8x8 cutout:
 # recipes/resnet_cifar.toml since these runs), old (the previous recipe: none of these, Kaiming
-# fan-in init).
+# fan-in init), oldinit (cutout8 with the previous init and weight decay on every parameter:
+# the regularisers alone).
 # Needs the release `ember` (EMBER_BIN) and ../shared/data/cifar10/cifar10-train-jpg.tar.gz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,14 +33,14 @@ dataset = "folder:$ARCHIVE"
 val_split = 0.1
 train_limit = $LIMIT
 augment = "cifar"
-cutout = $([ "$1" = old ] && echo 0 || { [ "$1" = cutout8 ] && echo 8 || echo 16; })
+cutout = $(case "$1" in old) echo 0 ;; new) echo 16 ;; *) echo 8 ;; esac)
 
 [optim]
 optimizer = "nesterov"
 lr = 0.1
 momentum = 0.9
 weight_decay = 5e-4
-no_decay_norm_bias = $([ "$1" = old ] && echo false || echo true)
+no_decay_norm_bias = $(case "$1" in old|oldinit) echo false ;; *) echo true ;; esac)
 
 [schedule]
 kind = "one-cycle"
@@ -59,13 +60,12 @@ diagnostics = false
 [model_options]
 base_channels = 16
 TOML
-  [ "$1" = old ] && echo 'init = "kaiming"'
-  return 0
+  case "$1" in old|oldinit) echo 'init = "kaiming"' ;; esac
 }
 
 for name in "$@"; do
   variant="${name%-s*}" seed="${name##*-s}"
-  case "$variant" in new|old|cutout8) ;; *) echo "unknown variant in $name" >&2; exit 2 ;; esac
+  case "$variant" in new|old|cutout8|oldinit) ;; *) echo "unknown variant in $name" >&2; exit 2 ;; esac
   run="$OUT/ember-$name"
   if [ ! -f "$run/report.json" ]; then
     rm -rf "$run"
@@ -75,13 +75,13 @@ for name in "$@"; do
     echo "{\"recipe\":\"$variant\",\"seed\":$seed,\"wall_s\":$(echo "$(date +%s.%N) - $start" | bc)}" >> "$OUT/wall.jsonl"
   fi
   [ -f "$run/eval.jsonl" ] && continue
-  # The last epoch's weights (one-cycle ends at lr ~0; `ember eval` would take best.bpk, an
-  # epoch chosen on this same split), with and without test-time flip averaging.
-  last="$OUT/last-epoch-$name"; rm -rf "$last" "$run/eval.jsonl.part"; cp -r "$run" "$last"; rm "$last/best.bpk"
+  # The last epoch's weights (one-cycle ends at lr ~0; best.bpk is an epoch chosen on this
+  # same split), with and without test-time flip averaging.
+  rm -f "$run/eval.jsonl.part"
   for tta in none flip; do
     printf '{"tta":"%s","result":%s}\n' "$tta" \
-      "$("$EMBER_BIN" eval --run "$last" --split val --tta "$tta" --workers 1 --json --backend flex)" >> "$run/eval.jsonl.part"
+      "$("$EMBER_BIN" eval --run "$run" --weights final --split val --tta "$tta" --workers 1 --json --backend flex)" >> "$run/eval.jsonl.part"
   done
-  rm -rf "$last"; mv "$run/eval.jsonl.part" "$run/eval.jsonl"
+  mv "$run/eval.jsonl.part" "$run/eval.jsonl"
 done
 echo "done: $OUT"

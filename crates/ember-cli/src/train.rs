@@ -9,7 +9,7 @@ use ember_train::config::{TrainConfig, Tta};
 use ember_train::eval::EvalSplit;
 use ember_train::finetune::Freeze;
 use ember_train::predict::{TrainedModel, top_k};
-use ember_train::run::RunDir;
+use ember_train::run::{RunDir, Weights};
 use ember_train::weights::{self, Layout, LoadOptions};
 use ember_train::{Backend, trainer};
 use std::path::{Path, PathBuf};
@@ -231,20 +231,34 @@ pub struct EvalArgs {
     /// Test-time augmentation: none, or flip (average the logits of each image and its mirror).
     #[arg(long, default_value = "none")]
     tta: Tta,
-    /// Print {"accuracy":..., "top5":..., "n":...} only.
+    /// Which weights: best (the epoch with the best validation metric, as the run's report)
+    /// or final (the last epoch's). Best was chosen on the validation split, so on that split
+    /// only final gives a fair figure.
+    #[arg(long, default_value = "best")]
+    weights: Weights,
+    /// Print {"accuracy":..., "top5":..., "n":..., "loss":..., "weights":...} only.
     #[arg(long)]
     json: bool,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let device = args.backend.device()?;
-    let trained = TrainedModel::load(&args.run, &device)?;
+    let trained = TrainedModel::load_from(&args.run, args.weights, &device)?;
     let (ds, split) = open_split(
         &args.run,
         args.dataset.as_ref(),
         args.data_dir.as_deref(),
         args.split,
     )?;
+    if split == EvalSplit::Val
+        && args.dataset.is_none()
+        && args.weights == Weights::Best
+        && RunDir::new(&args.run.path).best().is_file()
+    {
+        eprintln!(
+            "note: the best weights were chosen on these validation images, so this accuracy is optimistic; `--weights final` gives a fair one"
+        );
+    }
     let spec = args
         .dataset
         .as_ref()
@@ -255,7 +269,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"accuracy": report.accuracy, "top5": report.top5, "n": report.n, "loss": report.loss})
+            serde_json::json!({"accuracy": report.accuracy, "top5": report.top5, "n": report.n, "loss": report.loss, "weights": args.weights})
         );
     } else {
         print!(
@@ -278,6 +292,10 @@ pub struct PredictArgs {
     top: usize,
     #[command(flatten)]
     backend: BackendArg,
+    /// Which weights: best (the epoch with the best validation metric) or final (the last
+    /// epoch's).
+    #[arg(long, default_value = "best")]
+    weights: Weights,
     /// One JSON document per image.
     #[arg(long)]
     json: bool,
@@ -285,7 +303,7 @@ pub struct PredictArgs {
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let device = args.backend.device()?;
-    let trained = TrainedModel::load(&args.run, &device)?;
+    let trained = TrainedModel::load_from(&args.run, args.weights, &device)?;
     let images = args
         .images
         .iter()

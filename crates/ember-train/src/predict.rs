@@ -5,7 +5,7 @@ use crate::classifier::{Classifier, Network};
 use crate::config::Tta;
 use crate::error::{Result, TrainError};
 use crate::eval::{EvalReport, evaluate};
-use crate::run::{RunDir, RunInfo};
+use crate::run::{RunDir, RunInfo, Weights};
 use crate::trainer::{AsItems, load_weights};
 use burn::data::dataset::Dataset;
 use burn::tensor::activation::softmax;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// A run's network in evaluation mode, with what it needs to read images: a zoo model
 /// ([`TrainedModel::load`]) or a network of your own ([`TrainedModel::load_with`]).
 pub struct TrainedModel<N = Model> {
-    /// The network with the run's best (or final) weights.
+    /// The network with the run's best or final weights.
     pub model: N,
     /// The run's description.
     pub info: RunInfo,
@@ -30,8 +30,13 @@ pub struct TrainedModel<N = Model> {
 }
 
 impl TrainedModel {
-    /// Loads the run in `dir` (a zoo model) onto `device`.
+    /// Loads the run in `dir` (a zoo model) onto `device`, with its best weights.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_from(dir, Weights::Best, device)
+    }
+
+    /// Loads the run in `dir` (a zoo model) onto `device`, with `which` weights.
+    pub fn load_from(dir: &Path, which: Weights, device: &Device) -> Result<Self> {
         let run = RunDir::new(dir);
         let info = run.load_info()?;
         if info.model_config.is_none() {
@@ -43,9 +48,11 @@ impl TrainedModel {
                 ),
             ));
         }
-        Self::load_with(dir, device, |info, device| match &info.model_config {
-            Some(config) => Ok(config.init(device)?),
-            None => Err(TrainError::Config("no model configuration".into())),
+        Self::load_with_weights(dir, which, device, |info, device| {
+            match &info.model_config {
+                Some(config) => Ok(config.init(device)?),
+                None => Err(TrainError::Config("no model configuration".into())),
+            }
         })
     }
 }
@@ -59,10 +66,20 @@ impl<N: Network> TrainedModel<N> {
         device: &Device,
         build: impl FnOnce(&RunInfo, &Device) -> Result<N>,
     ) -> Result<Self> {
+        Self::load_with_weights(dir, Weights::Best, device, build)
+    }
+
+    /// [`TrainedModel::load_with`], with `which` weights.
+    pub fn load_with_weights(
+        dir: &Path,
+        which: Weights,
+        device: &Device,
+        build: impl FnOnce(&RunInfo, &Device) -> Result<N>,
+    ) -> Result<Self> {
         let run = RunDir::new(dir);
         let info = run.load_info()?;
         let model = build(&info, device)?;
-        let path = run.weights()?;
+        let path = run.weights_of(which)?;
         // best.bpk / final.bpk hold the network; a checkpoint holds the Learner's wrapper.
         let model = match load_weights(model.clone(), &path) {
             Ok(m) => m,

@@ -75,6 +75,30 @@ pub struct RunInfo {
     pub dataset: ember_data::DatasetSpec,
 }
 
+/// Which of a run's weights to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weights {
+    /// `best.bpk`: the epoch with the best monitored validation metric. Chosen on the
+    /// validation split, so its accuracy there is optimistic: evaluate it on another split.
+    #[default]
+    Best,
+    /// `final.bpk`: the weights after the last epoch, chosen by nothing but the schedule; the
+    /// fair one to report on the validation split.
+    Final,
+}
+
+impl std::str::FromStr for Weights {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "best" => Ok(Weights::Best),
+            "final" => Ok(Weights::Final),
+            other => Err(format!("unknown weights `{other}` (best, final)")),
+        }
+    }
+}
+
 /// Paths inside a run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -138,10 +162,19 @@ impl RunDir {
 
     /// The weights to evaluate: the best epoch's, else the last epoch's.
     pub fn weights(&self) -> Result<PathBuf> {
-        for p in [self.best(), self.final_weights()] {
-            if p.is_file() {
-                return Ok(p);
-            }
+        self.weights_of(Weights::Best)
+    }
+
+    /// The file holding `which` weights. [`Weights::Best`] falls back to the last epoch's
+    /// when no epoch was validated; both fall back to the newest checkpoint of a run that was
+    /// stopped before it finished (its last completed epoch).
+    pub fn weights_of(&self, which: Weights) -> Result<PathBuf> {
+        let files = match which {
+            Weights::Best => vec![self.best(), self.final_weights()],
+            Weights::Final => vec![self.final_weights()],
+        };
+        if let Some(p) = files.into_iter().find(|p| p.is_file()) {
+            return Ok(p);
         }
         if let Some(e) = self.latest_checkpoint() {
             return Ok(self.model_checkpoint(e));
@@ -294,5 +327,39 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
 
     fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
         R::load(self.path(epoch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_of_finds_each_file_and_falls_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let pick = |w| run.weights_of(w).map_err(|e| e.to_string());
+        let err = pick(Weights::Final).unwrap_err();
+        assert!(err.contains("no weights here"), "{err}");
+
+        // A run stopped before it finished: its newest complete checkpoint, for both.
+        std::fs::create_dir_all(run.checkpoints()).unwrap();
+        for (kind, epoch) in [("model", 2), ("optim", 2), ("scheduler", 2), ("model", 3)] {
+            std::fs::write(run.checkpoints().join(format!("{kind}-{epoch}.bpk")), b"").unwrap();
+        }
+        assert_eq!(pick(Weights::Best), Ok(run.model_checkpoint(2)));
+        assert_eq!(pick(Weights::Final), Ok(run.model_checkpoint(2)));
+
+        std::fs::write(run.final_weights(), b"").unwrap();
+        assert_eq!(pick(Weights::Best), Ok(run.final_weights()));
+        assert_eq!(pick(Weights::Final), Ok(run.final_weights()));
+
+        std::fs::write(run.best(), b"").unwrap();
+        assert_eq!(pick(Weights::Best), Ok(run.best()));
+        assert_eq!(pick(Weights::Final), Ok(run.final_weights()));
+
+        assert_eq!("final".parse(), Ok(Weights::Final));
+        let bad = "last".parse::<Weights>().unwrap_err();
+        assert!(bad.contains("best, final"), "{bad}");
     }
 }

@@ -92,6 +92,28 @@ fn train_then_eval_then_predict() {
     );
     assert!(acc > 0.6, "{acc}");
     assert!(json["top5"].as_f64().unwrap() >= acc);
+    assert_eq!(json["weights"], "best");
+    // The last epoch's weights on request, and a clear error for a name it does not know.
+    let last = ember()
+        .args(["eval", "--run", out.to_str().unwrap()])
+        .args([
+            "--data-dir",
+            mnist().to_str().unwrap(),
+            "--weights",
+            "final",
+            "--json",
+        ])
+        .assert()
+        .success();
+    let last: serde_json::Value = serde_json::from_slice(&last.get_output().stdout).unwrap();
+    assert_eq!(last["weights"], "final");
+    assert!(last["accuracy"].as_f64().unwrap() > 0.6, "{last}");
+    let bad = ember()
+        .args(["eval", "--run", out.to_str().unwrap(), "--weights", "last"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&bad.get_output().stderr);
+    assert!(stderr.contains("best, final"), "{stderr}");
 
     // predict: a digit the model gets right comes out on top.
     let png = dir.path().join("digit.png");

@@ -3,17 +3,19 @@
 use ember_train::config::{Monitor, OptimizerKind, ScheduleKind, TrainConfig};
 use ember_train::diagnostics::{read_activations, read_gradients};
 use ember_train::logger::read_metrics;
+use ember_train::run::Weights;
 use ember_train::{TrainError, trainer};
 use std::path::PathBuf;
 
 use crate::{mnist_subset, quick_mnist as quick};
 
-/// Accuracy and mean cross-entropy of the run in `out` on the shipped MNIST test split,
-/// through `TrainedModel` (the `predict` path) and the run's evaluation transforms.
-fn score_by_hand(out: &std::path::Path) -> (f64, f64) {
+/// Accuracy and mean cross-entropy of the run in `out` with `which` weights on the shipped
+/// MNIST test split, through `TrainedModel` (the `predict` path) and the run's evaluation
+/// transforms.
+fn score_by_hand(out: &std::path::Path, which: Weights) -> (f64, f64) {
     use burn::data::dataset::Dataset;
     let device = burn::tensor::Device::flex();
-    let trained = ember_train::predict::TrainedModel::load(out, &device).unwrap();
+    let trained = ember_train::predict::TrainedModel::load_from(out, which, &device).unwrap();
     let test = ember_data::mnist::MnistDataset::load(
         &mnist_subset(),
         ember_data::mnist::MnistVariant::Digits,
@@ -72,7 +74,7 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
     // The report agrees with a second, independent route to the same numbers: the run's
     // weights loaded as `ember predict` loads them, each test image read and transformed on
     // its own, batched by hand, scored here (no loader, no `evaluate`).
-    let (accuracy, loss) = score_by_hand(&out);
+    let (accuracy, loss) = score_by_hand(&out, Weights::Best);
     assert_eq!(accuracy, report.accuracy, "the report's accuracy");
     assert!(
         (loss - report.loss).abs() < 1e-4,
@@ -259,6 +261,24 @@ fn trains_lenet_and_writes_a_complete_run_directory() {
         err.contains("no readable checkpoint") && err.contains("scheduler-4.bpk"),
         "{err}"
     );
+
+    // `--weights final` loads final.bpk and `best` best.bpk: with an untrained network put in
+    // final.bpk, only the final weights score near chance.
+    let info = run.load_info().unwrap();
+    let untrained = info
+        .model_config
+        .as_ref()
+        .unwrap()
+        .init(&burn::tensor::Device::flex())
+        .unwrap();
+    trainer::save_weights(&untrained, &run.final_weights()).unwrap();
+    let (best_acc, _) = score_by_hand(&out, Weights::Best);
+    let (final_acc, final_loss) = score_by_hand(&out, Weights::Final);
+    assert!(best_acc > 0.7, "best weights: {best_acc}");
+    assert!(final_acc < 0.4, "untrained final weights: {final_acc}");
+    // Without best.bpk, the best weights are the final ones.
+    std::fs::remove_file(run.best()).unwrap();
+    assert_eq!(score_by_hand(&out, Weights::Best), (final_acc, final_loss));
 }
 
 #[test]
