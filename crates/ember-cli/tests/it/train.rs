@@ -466,6 +466,18 @@ fn eval_matches_classes_by_name_and_refuses_a_folder_test_split() {
         .success();
     let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
     assert_eq!(json["n"], 10, "the run's 25% validation split of 40 images");
+    // The best epoch was chosen on these images: the report and eval say so.
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("--weights final"), "{stderr}");
+    let report = std::fs::read_to_string(run.join("report.txt")).unwrap();
+    assert!(
+        report
+            .lines()
+            .next()
+            .unwrap()
+            .contains("chosen on these images"),
+        "{report}"
+    );
     let assert = ember()
         .args(["eval", "--run", run.to_str().unwrap(), "--split", "test"])
         .assert()

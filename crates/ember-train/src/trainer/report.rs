@@ -69,10 +69,13 @@ pub(crate) fn finish<N: Network>(
                 eval_device,
             )?;
             let report = evaluate(&eval_net, &loader, &data.classes, config.train_loop.tta)?;
-            let which = if best_epoch.is_some() {
-                format!("best epoch ({})", best_epoch.unwrap_or(0))
-            } else {
-                "final weights".into()
+            // The best epoch was chosen on the validation split: scored there, it is optimistic.
+            let which = match best_epoch {
+                Some(e) if split_name == EvalSplit::Val => format!(
+                    "best epoch ({e}), chosen on these images (optimistic; `ember eval --weights final` scores the last epoch)"
+                ),
+                Some(e) => format!("best epoch ({e})"),
+                None => "final weights".into(),
             };
             report.save(
                 &run.root,
