@@ -15,11 +15,12 @@
 //! test image with its mirror. What it has reached is in `docs/results.md`; the last measured
 //! GPU run (an older, lighter recipe: no cutout, smoothing or TTA, 22 epochs on an H100)
 //! reached 89.6% on its validation split of the JPEG copy. This recipe is measured only on
-//! the CPU, on a ResNet-18 of width 16 and 15,000 images: after 30 epochs it ends at 80.7-81.4%
-//! (three seeds) on the held-out 5,000 of the JPEG copy, against 79.9-80.5% for the previous
-//! recipe, a gain that comes from the mirror averaging (the training-side changes tie). In a 10-epoch run
-//! cutout costs (`docs/results.md`): pass `--cutout 0` for a quick taste. CIFAR-10 is read from
-//! `--data-dir` (the official `cifar-10-batches-bin`) or downloaded.
+//! the CPU, on a ResNet-18 of width 16 and 15,000 images: after 30 epochs it ends at
+//! 80.7-81.4% (three seeds) on the held-out 5,000 of the JPEG copy, against 79.9-80.5% for
+//! the previous recipe, a gain that comes from the mirror averaging (the training-side changes
+//! tie). In a 10-epoch run cutout costs (`docs/results.md`): pass `--cutout 0` for a quick
+//! taste. CIFAR-10 is read from `--data-dir` (the official `cifar-10-batches-bin`) or
+//! downloaded.
 
 use clap::Parser;
 use ember::train::cli::TrainArgs;

@@ -160,11 +160,6 @@ impl RunDir {
         Ok(())
     }
 
-    /// The weights to evaluate: the best epoch's, else the last epoch's.
-    pub fn weights(&self) -> Result<PathBuf> {
-        self.weights_of(Weights::Best)
-    }
-
     /// The file holding `which` weights. [`Weights::Best`] falls back to the last epoch's
     /// when no epoch was validated; both fall back to the newest checkpoint of a run that was
     /// stopped before it finished (its last completed epoch).
