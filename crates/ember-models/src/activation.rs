@@ -20,6 +20,9 @@ pub enum Activation {
     Tanh,
     /// max(0, x) + slope * min(0, x), slope 0.01 as in PyTorch.
     LeakyRelu,
+    /// `x * Phi(x)`, `Phi` the standard normal CDF, computed with erf (PyTorch's exact
+    /// `nn.GELU()`, not the tanh approximation): Hendrycks & Gimpel 2016. airbench's choice.
+    Gelu,
 }
 
 impl Activation {
@@ -30,12 +33,16 @@ impl Activation {
             Activation::Sigmoid => activation::sigmoid(x),
             Activation::Tanh => activation::tanh(x),
             Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
+            Activation::Gelu => activation::gelu(x),
         }
     }
 
     /// Whether the activation is ReLU-like (Kaiming initialisation suits it) rather than
     /// a symmetric saturating one (Xavier suits those).
     pub fn is_rectifier(&self) -> bool {
-        matches!(self, Activation::Relu | Activation::LeakyRelu)
+        matches!(
+            self,
+            Activation::Relu | Activation::LeakyRelu | Activation::Gelu
+        )
     }
 }

@@ -1,10 +1,12 @@
 //! The building blocks networks are composed from: convolution + batch norm + activation
-//! ([`ConvBnAct`]), and the residual blocks of ResNet ([`BasicBlock`]) and ResNet-50 and
+//! ([`ConvBnAct`]), the same with a max pool before the norm ([`ConvPoolBnAct`]), batch norm
+//! with PyTorch's knobs ([`batch_norm`]), and the residual blocks of ResNet ([`BasicBlock`]) and ResNet-50 and
 //! ResNeXt ([`Bottleneck`]).
 
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::{Activation, InitScheme};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 
@@ -33,6 +35,12 @@ pub struct ConvBnActConfig {
     /// Batch norm epsilon (GoogLeNet uses 1e-3).
     #[config(default = 1e-5)]
     pub bn_epsilon: f64,
+    /// Batch norm momentum, PyTorch's convention (see [`batch_norm`]).
+    #[config(default = 0.1)]
+    pub bn_momentum: f64,
+    /// Whether batch norm's scale trains (see [`batch_norm`]).
+    #[config(default = true)]
+    pub bn_trainable_scale: bool,
     /// Activation after normalisation; `None` for none (the last conv of a residual branch).
     #[config(default = "Some(Activation::Relu)")]
     pub activation: Option<Activation>,
@@ -79,9 +87,13 @@ impl ConvBnActConfig {
             device,
         );
         let bn = self.batch_norm.then(|| {
-            BatchNormConfig::new(self.channels[1])
-                .with_epsilon(self.bn_epsilon)
-                .init(device)
+            batch_norm(
+                self.channels[1],
+                self.bn_epsilon,
+                self.bn_momentum,
+                self.bn_trainable_scale,
+                device,
+            )
         });
         ConvBnAct {
             conv,
@@ -112,6 +124,115 @@ impl Describe for ConvBnAct {
             t.batch_norm("bn", bn)?;
         }
         Ok(())
+    }
+}
+
+/// Batch norm over `channels`: `y = gamma (x - mean) / sqrt(var + epsilon) + beta`, the
+/// running statistics updated as `running = (1 - momentum) running + momentum batch`
+/// (PyTorch's convention, Burn's too; PyTorch's default momentum is 0.1). With
+/// `trainable_scale = false`, `gamma` stays at 1 and gets no gradient, so only the shift
+/// trains: airbench's batch norm, whose next layer can absorb any scale.
+pub fn batch_norm(
+    channels: usize,
+    epsilon: f64,
+    momentum: f64,
+    trainable_scale: bool,
+    device: &Device,
+) -> BatchNorm {
+    let mut bn = BatchNormConfig::new(channels)
+        .with_epsilon(epsilon)
+        .with_momentum(momentum)
+        .init(device);
+    if !trainable_scale {
+        bn.gamma = bn.gamma.set_require_grad(false);
+    }
+    bn
+}
+
+/// Configuration of a [`ConvPoolBnAct`]: a square `k x k` convolution padded to keep the
+/// size, without bias.
+#[derive(Config, Debug)]
+pub struct ConvPoolBnActConfig {
+    /// `[in_channels, out_channels]`.
+    pub channels: [usize; 2],
+    /// Kernel size `k` (odd: padded by `k / 2`).
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// Max pooling window and stride.
+    #[config(default = 2)]
+    pub pool: usize,
+    /// Batch norm epsilon.
+    #[config(default = 1e-5)]
+    pub bn_epsilon: f64,
+    /// Batch norm momentum, PyTorch's convention (see [`batch_norm`]).
+    #[config(default = 0.1)]
+    pub bn_momentum: f64,
+    /// Whether batch norm's scale trains (see [`batch_norm`]).
+    #[config(default = true)]
+    pub bn_trainable_scale: bool,
+    /// Activation after normalisation.
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Auto")]
+    pub init: InitScheme,
+}
+
+/// `conv -> max pool -> batch norm -> activation`: airbench's order (Jordan 2024), which
+/// pools before normalising so that batch norm and the activation run on a quarter of the
+/// positions. The convolution has no bias (batch norm's shift replaces it).
+#[derive(Module, Debug)]
+pub struct ConvPoolBnAct {
+    /// The convolution, at full resolution.
+    pub conv: Conv2d,
+    /// `pool x pool` max pooling, stride `pool`.
+    pub pool: MaxPool2d,
+    /// Batch normalisation of the pooled map.
+    pub bn: BatchNorm,
+    /// Activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl ConvPoolBnActConfig {
+    /// Initialises the block on `device`.
+    pub fn init(&self, device: &Device) -> ConvPoolBnAct {
+        let (k, p) = (self.kernel_size, self.kernel_size / 2);
+        let conv = self.init.conv2d(
+            self.activation,
+            Conv2dConfig::new(self.channels, [k, k])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .with_bias(false),
+            device,
+        );
+        ConvPoolBnAct {
+            conv,
+            pool: MaxPool2dConfig::new([self.pool, self.pool]).init(),
+            bn: batch_norm(
+                self.channels[1],
+                self.bn_epsilon,
+                self.bn_momentum,
+                self.bn_trainable_scale,
+                device,
+            ),
+            activation: self.activation,
+        }
+    }
+}
+
+impl ConvPoolBnAct {
+    /// `[N, C_in, H, W] -> [N, C_out, H / pool, W / pool]` (floored).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.pool.forward(self.conv.forward(x));
+        self.activation.forward(self.bn.forward(x))
+    }
+}
+
+impl Describe for ConvPoolBnAct {
+    fn describe(&self, t: &mut Tracer) -> Result<(), SummaryError> {
+        t.conv2d("conv", &self.conv)?;
+        t.max_pool2d("pool", &self.pool)?;
+        t.batch_norm("bn", &self.bn)
     }
 }
 

@@ -34,6 +34,9 @@ const CANONICAL_PARAMS: &[(&str, usize)] = &[
     ("resnet18_cifar", 11_173_962),
     // Myrtle.ai's DAWNBench ResNet-9: convolutions without bias, BN, fc 512 -> 10 without bias.
     ("resnet9", 6_573_120),
+    // airbench94: whitening 2x2x3x24 + 24, convs 24-64-64-256-256-256-256 (3x3, no bias),
+    // six batch norms of 64, 64, 256 x 4 (scale and shift), fc 256 -> 10 without bias.
+    ("airbench94", 1_972_792),
     // d2l's RegNetX-32 (1x64x64, 10 classes) with bias-free convolutions, counted by PyTorch.
     ("regnetx32", 177_322),
     ("softmax_regression", 7_850),
@@ -74,6 +77,10 @@ fn multiply_accumulates_match_published_figures() {
             "{name}: {ours:.3} GMACs, published {gmacs}"
         );
     }
+    // airbench94 at 32x32: 118.1 M (Jordan 2024's count, worked out layer by layer).
+    let config = ModelConfig::from_name("airbench94").unwrap();
+    let s = config.summary("airbench94", [3, 32, 32], &d).unwrap();
+    assert_eq!(s.total_macs, 118_147_360);
 }
 
 /// A second input size each architecture accepts.
@@ -466,4 +473,138 @@ fn resnets_initialise_as_torchvision_does() {
         64.0,
         "only the branch's last BN is zeroed"
     );
+}
+
+mod airbench {
+    use super::device;
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use ember_models::init::{identity_init, whitening_filters};
+    use ember_models::zoo::airbench::AirbenchConfig;
+
+    #[test]
+    fn identity_init_passes_the_first_channels_through() {
+        let d = device();
+        let conv = burn::nn::conv::Conv2dConfig::new([4, 6], [3, 3])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false)
+            .init(&d);
+        let conv = identity_init(conv);
+        let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &d);
+        let y = conv.forward(x.clone());
+        let passed = y.clone().slice([0..2, 0..4]);
+        let diff = (passed - x).abs().max().into_scalar::<f32>();
+        assert!(
+            diff < 1e-6,
+            "first 4 output channels equal the input: {diff}"
+        );
+        // The other two filters keep their random initialisation.
+        let rest = conv
+            .weight
+            .val()
+            .slice(4..6)
+            .abs()
+            .sum()
+            .into_scalar::<f32>();
+        assert!(rest > 0.1, "filters 4 and 5 are random, not zero: {rest}");
+    }
+
+    #[test]
+    fn whitening_filters_decorrelate_the_patches() {
+        let d = device();
+        d.seed(11);
+        // Strongly correlated channels: every channel is a shared signal plus a little noise.
+        let shared = Tensor::<4>::random([64, 1, 12, 12], Distribution::Normal(0.0, 1.0), &d);
+        let noise = Tensor::<4>::random([64, 3, 12, 12], Distribution::Normal(0.0, 0.1), &d);
+        let images = shared.repeat_dim(1, 3) + noise;
+        let filters = whitening_filters(images.clone(), 2, 1e-6);
+        assert_eq!(filters.dims(), [24, 3, 2, 2]);
+        let f = filters.clone().slice(0..12);
+        let negated = filters.slice(12..24);
+        let sum = (f.clone() + negated).abs().max().into_scalar::<f32>();
+        assert!(sum < 1e-6, "the second half negates the first");
+        // The first twelve filters' outputs have (nearly) the identity as second moment.
+        let out = burn::tensor::module::conv2d(
+            images,
+            f,
+            None,
+            burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        );
+        let [n, c, h, w] = out.dims();
+        let rows = out.swap_dims(1, 3).reshape([n * h * w, c]);
+        let moment = rows.clone().transpose().matmul(rows) / (n * h * w) as f64;
+        let eye = Tensor::<2>::eye(12, &d);
+        let err = (moment - eye).abs().max().into_scalar::<f32>();
+        assert!(err < 2e-3, "whitened patches: max |Sigma - I| = {err}");
+    }
+
+    #[test]
+    fn batch_norm_scales_are_frozen_and_the_whitening_weight_too() {
+        let d = device().autodiff();
+        let net = AirbenchConfig::new().init(&d);
+        assert!(!net.block1.conv1.bn.gamma.val().is_require_grad());
+        assert!(
+            !net.block3
+                .conv2
+                .bn
+                .as_ref()
+                .unwrap()
+                .gamma
+                .val()
+                .is_require_grad()
+        );
+        assert!(net.block1.conv1.bn.beta.val().is_require_grad());
+        assert!(!net.whiten.weight.val().is_require_grad());
+        assert!(net.whiten.bias.as_ref().unwrap().val().is_require_grad());
+        assert_eq!(net.block2.conv1.bn.momentum, 0.4);
+        assert_eq!(net.block2.conv1.bn.epsilon, 1e-12);
+        // A backward pass gives the shifts a gradient and the frozen scales none.
+        let x = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &d);
+        let grads = net.forward(x).sum().backward();
+        assert!(net.block1.conv1.bn.beta.val().grad(&grads).is_some());
+        assert!(net.block1.conv1.bn.gamma.val().grad(&grads).is_none());
+        assert!(net.whiten.weight.val().grad(&grads).is_none());
+    }
+
+    #[test]
+    fn init_whitening_sets_the_weights_from_the_images_and_keeps_them_frozen() {
+        let d = device().autodiff();
+        d.seed(5);
+        let net = AirbenchConfig::new().init(&d);
+        let images = Tensor::<4>::random([16, 3, 32, 32], Distribution::Normal(0.0, 1.0), &d);
+        let expected = whitening_filters(images.clone(), 2, 5e-4);
+        let net = net.init_whitening(images, 5e-4);
+        let diff = (net.whiten.weight.val() - expected)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-6, "{diff}");
+        assert!(!net.whiten.weight.val().is_require_grad());
+    }
+
+    #[test]
+    fn gelu_is_the_exact_erf_form() {
+        // x * Phi(x): Phi(1) = 0.841345, Phi(-1) = 0.158655; the tanh approximation gives
+        // 0.841192 at 1, which this tolerance rejects.
+        let x = Tensor::<1>::from_floats([1.0, -1.0, 0.0, 3.0], &device());
+        let y = ember_models::Activation::Gelu
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let expected = [0.841_345, -0.158_655, 0.0, 2.995_95];
+        for (a, b) in y.iter().zip(expected) {
+            assert!((a - b).abs() < 2e-5, "{y:?}");
+        }
+    }
+
+    #[test]
+    fn too_small_images_are_a_clear_error() {
+        use ember_models::ModelConfig;
+        let config = ModelConfig::from_name("airbench94")
+            .unwrap()
+            .with_input([3, 8, 8]);
+        let err = config.init(&device()).unwrap_err().to_string();
+        assert!(err.contains("at least 9x9"), "{err}");
+    }
 }

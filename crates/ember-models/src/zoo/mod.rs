@@ -6,6 +6,7 @@
 //! module is also declared with `pub mod` on its own: rustfmt and rust-analyzer do not see
 //! modules that a macro declares.)
 
+pub mod airbench;
 pub mod alexnet;
 pub mod anynet;
 pub mod densenet;
@@ -26,6 +27,7 @@ crate::family::families! {
     googlenet: Googlenet(GoogLeNetConfig) => GoogLeNet(GoogLeNet),
     resnet: Resnet(ResNetConfig) => ResNet(ResNet),
     resnet9: Resnet9(ResNet9Config) => ResNet9(ResNet9),
+    airbench: Airbench(AirbenchConfig) => Airbench(Airbench),
     densenet: Densenet(DenseNetConfig) => DenseNet(DenseNet),
     anynet: Anynet(AnyNetConfig) => AnyNet(AnyNet),
 }
