@@ -74,6 +74,8 @@ class ResNet18Cifar(nn.Module):
 
 
 def load(root, held_out):
+    """uint8 [N,3,H,W] images and labels of the ImageFolder `root`, split by `held_out`
+    (`class/file` names); benches/torch_airbench.py reads the folder the same way."""
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     train, val = ([], []), ([], [])
     for label, c in enumerate(classes):
@@ -84,7 +86,8 @@ def load(root, held_out):
             part[1].append(label)
     as_tensors = lambda p: (torch.from_numpy(np.stack(p[0])).permute(0, 3, 1, 2).contiguous(),
                             torch.tensor(p[1]))
-    return as_tensors(train), as_tensors(val)
+    # Without held-out images (training on every image) the validation part is (None, None).
+    return as_tensors(train), as_tensors(val) if val[0] else (None, None)
 
 
 def augment(x, cutout, gen):

@@ -77,6 +77,8 @@ MODELS = {
     "resnext50_32x4d": (tvm.resnext50_32x4d, IMAGENET, 1000),
     "densenet121": (tvm.densenet121, IMAGENET, 1000),
     "densenet121_cifar": (densenet_cifar, CIFAR, 10),
+    # benches/torch_airbench.py's network (the whitening weights random here: same cost).
+    "airbench94": (lambda: __import__("torch_airbench").make_net(), CIFAR, 10),
 }
 
 

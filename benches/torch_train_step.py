@@ -22,6 +22,7 @@ p.add_argument("--steps", type=int, default=10)
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--optimizer", default="momentum", choices=["momentum", "adam"])
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -30,6 +31,9 @@ make, shape, classes = MODELS[a.model]
 net = make()
 net.train()
 x = torch.randn(a.batch_size, *shape)
+if a.channels_last:
+    net = net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
 y = torch.arange(a.batch_size) % classes
 opt = (torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9) if a.optimizer == "momentum"
        else torch.optim.Adam(net.parameters(), lr=0.01))
@@ -46,7 +50,7 @@ for step in range(a.warmup + a.steps):
         times.append(time.perf_counter() - t)
 print(json.dumps({
     "framework": f"pytorch {torch.__version__}", "model": a.model, "batch": a.batch_size,
-    "optimizer": a.optimizer, "threads": torch.get_num_threads(), "steps": a.steps,
+    "optimizer": a.optimizer, "layout": "channels_last" if a.channels_last else "nchw", "threads": torch.get_num_threads(), "steps": a.steps,
     "images_per_s": round(a.steps * a.batch_size / sum(times), 2),
     "median_seconds_per_step": round(statistics.median(times), 5), "last_loss": last,
 }))

@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 seed: 0,
                 workers,
                 drop_last: false,
+                total_batches: None,
             };
             let loader = ImageLoader::new(
                 folder.clone(),

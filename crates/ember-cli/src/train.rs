@@ -228,7 +228,8 @@ pub struct EvalArgs {
     backend: BackendArg,
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// Test-time augmentation: none, or flip (average the logits of each image and its mirror).
+    /// Test-time augmentation: none, flip (average the logits of each image and its mirror),
+    /// or flip-translate (airbench's six views: image, mirror and 1-pixel shifts).
     #[arg(long, default_value = "none")]
     tta: Tta,
     /// Which weights: best (the epoch with the best validation metric, as the run's report)

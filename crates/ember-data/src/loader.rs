@@ -41,6 +41,9 @@ pub struct LoaderConfig {
     pub workers: usize,
     /// Drop a last, smaller batch.
     pub drop_last: bool,
+    /// Batches of the whole run, when it ends part-way through an epoch (airbench's 9.9
+    /// epochs): epoch `e` (0-based) yields at most `total_batches - e * num_batches()`.
+    pub total_batches: Option<u64>,
 }
 
 impl Default for LoaderConfig {
@@ -51,6 +54,7 @@ impl Default for LoaderConfig {
             seed: 0,
             workers: 1,
             drop_last: false,
+            total_batches: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl LoaderConfig {
             seed: 0,
             workers,
             drop_last: false,
+            total_batches: None,
         }
     }
 }
@@ -242,6 +247,10 @@ impl DataLoader<ImageBatch> for ImageLoader {
                 .is_some_and(|b| b.len() < self.config.batch_size)
         {
             batches.pop();
+        }
+        if let Some(total) = self.config.total_batches {
+            let left = total.saturating_sub(epoch * batches.len() as u64);
+            batches.truncate(left.min(batches.len() as u64) as usize);
         }
         let items_total = batches.iter().map(Vec::len).sum();
         let job = Job {

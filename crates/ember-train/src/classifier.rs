@@ -21,6 +21,14 @@ pub trait Network: Module + burn::module::ModuleDisplay + core::fmt::Display + '
         let _ = taps;
         self.forward(images)
     }
+
+    /// The network initialised from training images `[N, C, H, W]` (normalised as it sees
+    /// them) before the first step, or `None` when it has no data-dependent initialisation
+    /// (the default). `loop.data_init_images` says how many images the trainer hands it.
+    fn init_from_data(self, images: Tensor<4>) -> Option<Self> {
+        let _ = images;
+        None
+    }
 }
 
 impl Network for ember_models::Model {
@@ -30,6 +38,10 @@ impl Network for ember_models::Model {
 
     fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
         ember_models::Model::forward_tapped(self, images, taps)
+    }
+
+    fn init_from_data(self, images: Tensor<4>) -> Option<Self> {
+        ember_models::Model::init_from_data(self, images)
     }
 }
 
@@ -47,6 +59,9 @@ pub struct Classifier<N: Network> {
     /// Factor on the loss that backward starts from (the reported loss is not scaled).
     #[module(skip)]
     pub grad_scale: f32,
+    /// Lookahead's running average of the network's weights and batch-norm statistics
+    /// ([`Classifier::lookahead_pull`]); part of the model so that checkpoints keep it.
+    pub average: Option<N>,
 }
 
 impl<N: Network> Classifier<N> {
@@ -57,7 +72,44 @@ impl<N: Network> Classifier<N> {
             diagnostics: None,
             label_smoothing: None,
             grad_scale: 1.0,
+            average: None,
         }
+    }
+
+    /// Keeps a lookahead average, starting at the network's values (with parameter ids of its
+    /// own, so that no optimizer step reaches it, and no gradient).
+    pub fn with_average(mut self) -> Self {
+        // A clone would share batch norm's running statistics (Burn's `RunningState` is
+        // shared storage): `valid` makes fresh ones, `fork` puts them back on the device.
+        let devices = self.net.devices();
+        let mut copy = self.net.valid();
+        if let Some(device) = devices.first() {
+            copy = copy.fork(device);
+        }
+        self.average = Some(copy.map(&mut Detached));
+        self
+    }
+
+    /// Lookahead's pull (Zhang et al. 2019; airbench94's `LookaheadState.update`): every
+    /// float tensor of the network, batch-norm running statistics included, moves to
+    /// `a <- decay a + (1 - decay) w` and the network continues from `a`. Without an average
+    /// (no [`with_average`](Self::with_average)) the model is returned as it is.
+    pub fn lookahead_pull(mut self, decay: f64) -> Self {
+        let Some(average) = self.average.take() else {
+            return self;
+        };
+        let mut current = Flat(Vec::new());
+        self.net.visit(&mut current);
+        let mut blend = Blend {
+            values: current.0.into_iter(),
+            decay,
+            out: Vec::new(),
+        };
+        let average = average.map(&mut blend);
+        let mut set = SetTo(blend.out.into_iter());
+        self.net = self.net.map(&mut set);
+        self.average = Some(average);
+        self
     }
 
     /// Scales the gradients of every step by `scale`. With `N` devices Burn sums the devices'
@@ -158,6 +210,88 @@ impl<N: Network> InferenceStep for Classifier<N> {
 
     fn step(&self, batch: ImageBatch) -> ClassificationOutput {
         self.forward_classification(batch)
+    }
+}
+
+/// Every float tensor of a module (parameters and running statistics), flattened, in visit
+/// order, without autodiff history.
+struct Flat(Vec<Tensor<1>>);
+
+impl burn::module::ModuleVisitor for Flat {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        self.0.push(param.val().detach().flatten::<1>(0, D - 1));
+    }
+}
+
+/// Maps the average: `a <- decay a + (1 - decay) w` with `w` the network's values in the
+/// same order; keeps the new averages for [`SetTo`].
+struct Blend {
+    values: std::vec::IntoIter<Tensor<1>>,
+    decay: f64,
+    out: Vec<Tensor<1>>,
+}
+
+impl burn::module::ModuleMapper for Blend {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let Some(w) = self.values.next() else {
+            return param;
+        };
+        let decay = self.decay;
+        let mut flat = None;
+        let param = param.map(|a| {
+            let shape = a.shape();
+            let a = a.detach().flatten::<1>(0, D - 1);
+            let blended = if decay >= 1.0 {
+                a
+            } else {
+                a.clone() * decay + w * (1.0 - decay)
+            };
+            flat = Some(blended.clone());
+            blended.reshape(shape)
+        });
+        if let Some(f) = flat {
+            self.out.push(f);
+        }
+        param
+    }
+}
+
+/// Maps the network's float tensors to the given flattened values, in visit order, keeping
+/// each parameter's id and whether it trains.
+struct SetTo(std::vec::IntoIter<Tensor<1>>);
+
+impl burn::module::ModuleMapper for SetTo {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let Some(v) = self.0.next() else {
+            return param;
+        };
+        // `Param::map` keeps the parameter's flag but not its tensor's tracking: set it back.
+        let trains = param.is_require_grad();
+        param
+            .map(|w| v.detach().reshape(w.shape()))
+            .set_require_grad(trains)
+    }
+}
+
+/// A copy of a module's float tensors with fresh parameter ids, out of autodiff's reach.
+struct Detached;
+
+impl burn::module::ModuleMapper for Detached {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let (_, value, _) = param.consume();
+        burn::module::Param::initialized(
+            burn::module::ParamId::new(),
+            value.detach().set_require_grad(false),
+        )
     }
 }
 

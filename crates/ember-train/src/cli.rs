@@ -225,9 +225,10 @@ impl ScheduleArgs {
 /// `ember train` flags of the `[loop]` section ([`LoopConfig`]).
 #[derive(Args)]
 pub struct LoopArgs {
-    /// Passes over the training set (default 10).
-    #[arg(long)]
-    pub epochs: Option<usize>,
+    /// Passes over the training set (default 10); a fraction (9.9) ends the run part-way
+    /// through its last epoch.
+    #[arg(long, value_parser = parse_epochs)]
+    pub epochs: Option<f64>,
     /// Images per batch (default 128).
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -240,7 +241,8 @@ pub struct LoopArgs {
     /// val_accuracy or val_loss.
     #[arg(long)]
     pub monitor: Option<Monitor>,
-    /// Test-time augmentation of the final report: none, or flip (image and mirror averaged).
+    /// Test-time augmentation of the final report: none, flip (image and mirror averaged) or
+    /// flip-translate (airbench's six views).
     #[arg(long)]
     pub tta: Option<Tta>,
     /// Seed of initialisation, split, shuffles, augmentation and dropout (default 42).
@@ -251,8 +253,9 @@ pub struct LoopArgs {
 impl LoopArgs {
     /// Overrides the section with the flags given.
     pub fn apply(&self, c: &mut LoopConfig) -> Result<()> {
-        if let Some(v) = &self.epochs {
-            c.epochs = *v;
+        if let Some(v) = self.epochs {
+            c.epochs = v.ceil() as usize;
+            c.fractional_epochs = (v.fract() != 0.0).then_some(v);
         }
         if let Some(v) = &self.batch_size {
             c.batch_size = *v;
@@ -273,6 +276,18 @@ impl LoopArgs {
             c.seed = *v;
         }
         Ok(())
+    }
+}
+
+/// A number of epochs: a whole number, or a fraction of one more.
+fn parse_epochs(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("--epochs takes a number of epochs (10, or 9.9), got `{s}`"))?;
+    if v > 0.0 && v <= 1e6 {
+        Ok(v)
+    } else {
+        Err(format!("--epochs must be in (0, 1e6], got {s}"))
     }
 }
 

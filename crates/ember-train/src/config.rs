@@ -5,7 +5,7 @@
 use crate::backend::Backend;
 use crate::error::{Result, TrainError};
 use ember_data::DatasetSpec;
-use ember_data::transform::Preset;
+use ember_data::transform::{PadMode, Preset};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -94,17 +94,22 @@ pub enum ScheduleKind {
     /// `OneCycleLR` also cycles momentum (0.95 -> 0.85 -> 0.95) by default, which Burn's
     /// optimizers cannot change during a run; Ember keeps `momentum` constant.
     OneCycle,
+    /// Piecewise linear through `knots`: `[fraction of the run, factor of lr]` pairs, e.g.
+    /// airbench's `[[0, 0.2], [0.23, 1], [1, 0.07]]` (a knot at fraction `f` of `T` steps
+    /// sits at step `floor(f T)`, as `np.interp` over `int(0.23 * T)` in the source).
+    PiecewiseLinear,
 }
 
 impl ScheduleKind {
     /// All of them.
-    pub const ALL: [ScheduleKind; 6] = [
+    pub const ALL: [ScheduleKind; 7] = [
         ScheduleKind::Constant,
         ScheduleKind::Step,
         ScheduleKind::Exponential,
         ScheduleKind::Cosine,
         ScheduleKind::WarmupCosine,
         ScheduleKind::OneCycle,
+        ScheduleKind::PiecewiseLinear,
     ];
 
     /// Its name on the command line.
@@ -116,6 +121,7 @@ impl ScheduleKind {
             ScheduleKind::Cosine => "cosine",
             ScheduleKind::WarmupCosine => "warmup-cosine",
             ScheduleKind::OneCycle => "one-cycle",
+            ScheduleKind::PiecewiseLinear => "piecewise-linear",
         }
     }
 }
@@ -169,6 +175,10 @@ pub enum Tta {
     None,
     /// The mean of the logits of each image and its left-right mirror.
     Flip,
+    /// Six views (airbench's `tta_level=2`): weight 1/4 for the image and its mirror, 1/8
+    /// for each of the image shifted one pixel up-left and down-right (reflect padding) and
+    /// their mirrors.
+    FlipTranslate,
 }
 
 impl std::str::FromStr for Tta {
@@ -177,11 +187,89 @@ impl std::str::FromStr for Tta {
         match s {
             "none" => Ok(Tta::None),
             "flip" => Ok(Tta::Flip),
+            "flip-translate" | "flip_translate" => Ok(Tta::FlipTranslate),
             other => Err(format!(
-                "unknown test-time augmentation `{other}` (none, flip)"
+                "unknown test-time augmentation `{other}` (none, flip, flip-translate)"
             )),
         }
     }
+}
+
+/// How the `cifar` preset mirrors its training images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlipMode {
+    /// Each image with probability 1/2, afresh every epoch.
+    #[default]
+    Random,
+    /// [`Transform::AltFlip`](ember_data::transform::Transform::AltFlip): half the images,
+    /// chosen once, and the other half in odd epochs.
+    Alternating,
+    /// Never.
+    None,
+}
+
+/// A group of parameters with its own learning rate and weight decay (PyTorch's optimizer
+/// parameter groups), e.g. airbench's batch-norm biases:
+/// `[[optim.groups]] params = "*.bn.beta"`, `lr_factor = 64`, `weight_decay = 2.08e-5`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamGroupConfig {
+    /// Parameter names (as in the weights file: `block1.conv1.bn.beta`) matched with `*` for
+    /// any run of characters: `*.bn.beta`, `fc.*`, `whiten.bias`.
+    pub params: String,
+    /// The group's learning rate is the schedule's times this.
+    #[serde(default = "one")]
+    pub lr_factor: f64,
+    /// The group's L2 penalty (default: `optim.weight_decay`).
+    #[serde(default)]
+    pub weight_decay: Option<f64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Lookahead (Zhang et al. 2019) as airbench94 uses it: every `every` steps the weights and
+/// batch-norm statistics move to a running average `a <- d a + (1 - d) w`, `w <- a`, with
+/// `d = decay * (step / total)^power`, and after the last step the network is the average.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookaheadConfig {
+    /// Steps between pulls.
+    pub every: usize,
+    /// The decay at the end of the run (airbench: 0.95^5).
+    pub decay: f64,
+    /// How the decay grows over the run: `(step / total)^power`.
+    pub power: f64,
+}
+
+impl Default for LookaheadConfig {
+    fn default() -> Self {
+        Self {
+            every: 5,
+            decay: 0.95f64.powi(5),
+            power: 3.0,
+        }
+    }
+}
+
+impl LookaheadConfig {
+    /// The decay of the pull after optimizer step `step` (1-based) of `total`.
+    pub fn decay_at(&self, step: u64, total: u64) -> f64 {
+        self.decay * (step as f64 / total.max(1) as f64).powf(self.power)
+    }
+}
+
+/// Parameters that stop training after some epochs: airbench's whitening bias trains for 3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeAfter {
+    /// Parameter names, with `*` wildcards (as in [`ParamGroupConfig::params`]).
+    pub params: String,
+    /// Epochs they train for; from the next epoch on they get no update (no gradient step,
+    /// no decay, momentum kept), as `requires_grad = False` gives in PyTorch.
+    pub epochs: usize,
 }
 
 /// Largest image side `--resize` and `--cutout` accept.
@@ -244,6 +332,13 @@ pub struct DataConfig {
     /// uniformly random centre, clipped at the borders, set to 0 (the mean, after
     /// normalisation); 0 turns it off. 16 is the CIFAR-10 recipe.
     pub cutout: usize,
+    /// Padding, in pixels a side, of the `cifar` preset's random crop (4 is the classic
+    /// recipe; airbench translates by 2).
+    pub crop_padding: usize,
+    /// How that padding is filled (`zero`, `edge`, `reflect`).
+    pub pad_mode: PadMode,
+    /// The `cifar` preset's flip: `random`, `alternating` or `none`.
+    pub flip: FlipMode,
 }
 
 impl Default for DataConfig {
@@ -258,6 +353,9 @@ impl Default for DataConfig {
             resize: None,
             augment: Preset::None,
             cutout: 0,
+            crop_padding: 4,
+            pad_mode: PadMode::Zero,
+            flip: FlipMode::Random,
         }
     }
 }
@@ -280,6 +378,9 @@ pub struct OptimConfig {
     pub no_decay_norm_bias: bool,
     /// Clip each parameter's gradient to this L2 norm.
     pub grad_clip: Option<f64>,
+    /// Parameter groups with their own rate and decay; a parameter in several takes the
+    /// last.
+    pub groups: Vec<ParamGroupConfig>,
 }
 
 impl Default for OptimConfig {
@@ -292,6 +393,7 @@ impl Default for OptimConfig {
             weight_decay: 0.0,
             no_decay_norm_bias: false,
             grad_clip: None,
+            groups: Vec::new(),
         }
     }
 }
@@ -321,6 +423,8 @@ pub struct ScheduleConfig {
     pub warmup_epochs: f64,
     /// Floor of the cosine schedules.
     pub min_lr: f64,
+    /// `piecewise-linear`: `[fraction of the run, factor of lr]`, fractions rising from 0 to 1.
+    pub knots: Vec<[f64; 2]>,
 }
 
 impl Default for ScheduleConfig {
@@ -331,6 +435,7 @@ impl Default for ScheduleConfig {
             gamma: 0.1,
             warmup_epochs: 1.0,
             min_lr: 0.0,
+            knots: Vec::new(),
         }
     }
 }
@@ -354,6 +459,20 @@ pub struct LoopConfig {
     pub tta: Tta,
     /// Seed of initialisation, split, shuffles, augmentation and dropout.
     pub seed: u64,
+    /// A run of a fractional number of epochs (airbench's 9.9): the schedule spans
+    /// `ceil(fractional_epochs * steps per epoch)` steps and the last epoch stops there;
+    /// `epochs` must be its ceiling.
+    pub fractional_epochs: Option<f64>,
+    /// Drop each epoch's last batch when it is short (so every step sees `batch_size` images).
+    pub drop_last: bool,
+    /// Initialise the network from this many training images before the first step (its
+    /// data-dependent initialisation, e.g. airbench's whitening layer); 0: none. The images
+    /// are evenly spaced over the training split, with the evaluation transforms.
+    pub data_init_images: usize,
+    /// Parameters that stop training after some epochs.
+    pub freeze: Vec<FreezeAfter>,
+    /// Lookahead weight averaging.
+    pub lookahead: Option<LookaheadConfig>,
 }
 
 impl Default for LoopConfig {
@@ -366,6 +485,11 @@ impl Default for LoopConfig {
             monitor: Monitor::ValAccuracy,
             tta: Tta::None,
             seed: 42,
+            fractional_epochs: None,
+            drop_last: false,
+            data_init_images: 0,
+            freeze: Vec::new(),
+            lookahead: None,
         }
     }
 }
@@ -666,6 +790,92 @@ impl TrainConfig {
         }
         if self.data.train_limit == Some(0) {
             return bad("--train-limit must be at least 1".into());
+        }
+        self.validate_recipe_options()
+    }
+
+    /// The checks of the options airbench's recipe brought: groups, knots, fractional
+    /// epochs, lookahead, freezing.
+    fn validate_recipe_options(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        for g in &self.optim.groups {
+            if g.params.is_empty() {
+                return bad(
+                    "optim.groups: `params` must name parameters (e.g. \"*.bn.beta\")".into(),
+                );
+            }
+            if !(g.lr_factor >= 0.0 && g.lr_factor.is_finite()) {
+                return bad(format!(
+                    "optim.groups `{}`: lr_factor must be >= 0, got {}",
+                    g.params, g.lr_factor
+                ));
+            }
+            if let Some(w) = g.weight_decay
+                && !(w >= 0.0 && w.is_finite())
+            {
+                return bad(format!(
+                    "optim.groups `{}`: weight_decay must be >= 0, got {w}",
+                    g.params
+                ));
+            }
+        }
+        if self.schedule.kind == ScheduleKind::PiecewiseLinear {
+            let k = &self.schedule.knots;
+            let ok = k.len() >= 2
+                && k[0][0] == 0.0
+                && k[k.len() - 1][0] == 1.0
+                && k.windows(2).all(|w| w[0][0] < w[1][0])
+                && k.iter().all(|[_, y]| *y >= 0.0 && y.is_finite());
+            if !ok {
+                return bad(format!(
+                    "schedule.knots must be [fraction, factor] pairs with fractions rising from 0 to 1 and factors >= 0 (airbench: [[0, 0.2], [0.23, 1], [1, 0.07]]), got {k:?}"
+                ));
+            }
+        }
+        if let Some(f) = self.train_loop.fractional_epochs {
+            if !(f > 0.0 && f.is_finite()) {
+                return bad(format!("loop.fractional_epochs must be > 0, got {f}"));
+            }
+            if f.ceil() as usize != self.train_loop.epochs {
+                return bad(format!(
+                    "loop.fractional_epochs = {f} needs epochs = {} (its ceiling), got {}",
+                    f.ceil(),
+                    self.train_loop.epochs
+                ));
+            }
+        }
+        if let Some(l) = &self.train_loop.lookahead {
+            if l.every == 0 {
+                return bad("loop.lookahead.every must be at least 1 step".into());
+            }
+            if !((0.0..=1.0).contains(&l.decay) && l.power >= 0.0 && l.power.is_finite()) {
+                return bad(format!(
+                    "loop.lookahead: decay must be in [0, 1] and power >= 0, got {} and {}",
+                    l.decay, l.power
+                ));
+            }
+            if self.runtime.devices > 1 {
+                return bad("loop.lookahead runs on one device; set --devices 1".into());
+            }
+        }
+        if self.runtime.devices > 1 {
+            let one_device = [
+                ("loop.freeze", !self.train_loop.freeze.is_empty()),
+                ("loop.drop_last", self.train_loop.drop_last),
+                (
+                    "loop.fractional_epochs",
+                    self.train_loop.fractional_epochs.is_some(),
+                ),
+            ];
+            if let Some((knob, _)) = one_device.iter().find(|(_, on)| *on) {
+                return bad(format!("{knob} runs on one device; set --devices 1"));
+            }
+        }
+        if self.data.crop_padding > MAX_SIDE {
+            return bad(format!(
+                "data.crop_padding {} is larger than {MAX_SIDE}",
+                self.data.crop_padding
+            ));
         }
         Ok(())
     }

@@ -31,15 +31,49 @@ pub struct EvalReport {
 }
 
 /// The logits of `images`, with test-time augmentation `tta`: for `Flip`, the mean of the
-/// logits of each image and its left-right mirror.
+/// logits of each image and its left-right mirror; for `FlipTranslate` (airbench94's
+/// `infer_mirror_translate`), half that and half the mean of the same for the image shifted
+/// one pixel each way along both axes (reflect padding 1, the top-left and bottom-right
+/// crops): weights 1/4, 1/4, 1/8, 1/8, 1/8, 1/8 over six views.
 pub fn tta_logits<N: Network>(net: &N, images: Tensor<4>, tta: Tta) -> Tensor<2> {
+    let mirror = |x: Tensor<4>| {
+        let mirrored = x.clone().flip([3]);
+        (net.forward(x) + net.forward(mirrored)) / 2.0
+    };
     match tta {
         Tta::None => net.forward(images),
-        Tta::Flip => {
-            let mirrored = images.clone().flip([3]);
-            (net.forward(images) + net.forward(mirrored)) / 2.0
+        Tta::Flip => mirror(images),
+        Tta::FlipTranslate => {
+            let [n, c, h, w] = images.dims();
+            let padded = reflect_pad1(images.clone());
+            let up_left = padded.clone().slice([0..n, 0..c, 0..h, 0..w]);
+            let down_right = padded.slice([0..n, 0..c, 2..h + 2, 2..w + 2]);
+            let shifted = (mirror(up_left) + mirror(down_right)) / 2.0;
+            (mirror(images) + shifted) / 2.0
         }
     }
+}
+
+/// One pixel of reflect padding on each side of the last two axes (`c b | a b c | b a` ->
+/// `b a b c b`), as PyTorch's `F.pad(x, (1, 1, 1, 1), 'reflect')`.
+pub fn reflect_pad1(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let rows = Tensor::cat(
+        vec![
+            x.clone().narrow(2, 1, 1),
+            x.clone(),
+            x.narrow(2, h.saturating_sub(2), 1),
+        ],
+        2,
+    );
+    Tensor::cat(
+        vec![
+            rows.clone().narrow(3, 1, 1),
+            rows.clone(),
+            rows.narrow(3, w.saturating_sub(2), 1),
+        ],
+        3,
+    )
 }
 
 /// Runs `net` over every batch of `loader` (a non-autodiff device gives evaluation mode:

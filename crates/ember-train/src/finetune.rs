@@ -317,3 +317,69 @@ pub fn count_trainable<M: Module>(module: &M) -> (usize, usize) {
     module.visit(&mut c);
     (c.0, c.1)
 }
+
+/// The float parameters of `module` whose names match `pattern`, where `*` stands for any run
+/// of characters (`*.bn.beta`: every batch-norm bias); an error naming the parameters when
+/// none matches, so a typo fails before training.
+pub fn matching_params<M: Module>(module: &M, pattern: &str) -> Result<Vec<NamedParam>> {
+    let all: Vec<NamedParam> = named_params(module)
+        .into_iter()
+        .filter(|p| !p.bn_flag)
+        .collect();
+    let chosen: Vec<NamedParam> = all
+        .iter()
+        .filter(|p| glob_match(pattern, &p.name))
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).take(12).collect();
+        let more = if all.len() > 12 { ", ..." } else { "" };
+        return Err(TrainError::Config(format!(
+            "`{pattern}` matches no parameter of the network; its parameters are {}{more}",
+            names.join(", ")
+        )));
+    }
+    Ok(chosen)
+}
+
+/// Whether `name` matches `pattern`, in which `*` matches any run of characters (dots
+/// included) and everything else matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    if !name.ends_with(last) {
+        return false;
+    }
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.bn.beta", "block1.conv1.bn.beta"));
+        assert!(!glob_match("*.bn.beta", "block1.conv1.bn.gamma"));
+        assert!(glob_match("whiten.bias", "whiten.bias"));
+        assert!(!glob_match("whiten.bias", "whiten.bias2"));
+        assert!(glob_match("fc.*", "fc.weight"));
+        assert!(!glob_match("fc.*", "xfc.weight"));
+        assert!(glob_match("block*.conv2.*", "block3.conv2.bn.beta"));
+        assert!(!glob_match("a*a", "a"), "the two ends may not overlap");
+        assert!(glob_match("*", "anything"));
+    }
+}

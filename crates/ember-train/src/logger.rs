@@ -141,6 +141,7 @@ pub struct RunLogger {
     /// checkpoint, early stopping) when its file logger cannot.
     epochs: HashMap<(String, bool, usize), f64>,
     train_items: usize,
+    epoch_items: Option<EpochItems>,
     has_validation: bool,
     epoch_start: Option<Instant>,
     train_seconds: Option<f64>,
@@ -152,6 +153,10 @@ pub struct RunLogger {
 /// Called with each finished epoch's row; returning `true` stops training after that epoch
 /// (the hyper-parameter search's pruners).
 pub type EpochHook = Arc<dyn Fn(&EpochRecord) -> bool + Send + Sync>;
+
+/// The images an epoch (1-based) trains on, when it is not the training split's size
+/// (dropped short batches, a fractional last epoch).
+pub type EpochItems = Arc<dyn Fn(usize) -> usize + Send + Sync>;
 
 impl RunLogger {
     /// A logger writing to `path`, starting from `records` (earlier epochs of a resumed run).
@@ -168,6 +173,7 @@ impl RunLogger {
             latest: HashMap::new(),
             epochs: HashMap::new(),
             train_items,
+            epoch_items: None,
             has_validation,
             epoch_start: None,
             train_seconds: None,
@@ -175,6 +181,12 @@ impl RunLogger {
             hook: None,
             events: Events::default(),
         }
+    }
+
+    /// Counts each epoch's images with `items` for the training rate.
+    pub fn with_epoch_items(mut self, items: EpochItems) -> Self {
+        self.epoch_items = Some(items);
+        self
     }
 
     /// Reports a file it cannot write (the run goes on) to `events` instead of printing it.
@@ -211,9 +223,13 @@ impl RunLogger {
             val_accuracy: pct(self.value("Accuracy", true)),
             val_top5: pct(self.value(TOP5, true)),
             lr: self.value("Learning Rate", false),
-            train_images_per_sec: self
-                .train_seconds
-                .map(|s| self.train_items as f64 / s.max(1e-9)),
+            train_images_per_sec: self.train_seconds.map(|s| {
+                let items = self
+                    .epoch_items
+                    .as_ref()
+                    .map_or(self.train_items, |f| f(epoch));
+                items as f64 / s.max(1e-9)
+            }),
             seconds,
         };
         if let Some((hook, interrupter)) = &self.hook

@@ -8,10 +8,12 @@
 //! With `no_decay_norm_bias`, weight decay skips every parameter of rank 1 (biases and
 //! batch-norm scales and shifts), as timm's `param_groups_weight_decay` does: a second
 //! optimizer group through Burn's [`ModuleOptimizer::with_group`], the same optimizer with
-//! a decay of zero.
+//! a decay of zero. Each `[[optim.groups]]` entry is one more such group with its own decay
+//! (PyTorch's parameter groups; the last group a parameter is in wins, as in Burn).
 
 use crate::adadelta::{AdaDelta, AdaDeltaConfig};
 use crate::config::{OptimizerKind, TrainConfig};
+use crate::error::Result;
 use burn::grad_clipping::{GradientClipping, GradientClippingConfig};
 use burn::module::ParamGroup;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
@@ -24,16 +26,45 @@ use burn::tensor::Tensor;
 
 /// Builds the optimizer `config` asks for, for any module (no per-parameter groups).
 pub fn build(config: &TrainConfig) -> ModuleOptimizer {
-    build_groups(config, None)
+    build_groups(config, Vec::new())
 }
 
-/// Builds the optimizer `config` asks for `model`: as [`build`], plus the no-decay group of
-/// `model`'s biases and normalisation parameters when `config.no_decay_norm_bias` is set and
-/// there is weight decay to skip.
-pub fn build_for<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
-    let group = (config.optim.no_decay_norm_bias && config.optim.weight_decay > 0.0)
-        .then(|| ParamGroup::from_ids(no_decay_ids(model)));
-    build_groups(config, group)
+/// Builds the optimizer `config` asks for `net`: as [`build`], plus the no-decay group of
+/// its biases and normalisation parameters when `config.no_decay_norm_bias` is set and there
+/// is weight decay to skip, and one group per `config.optim.groups` entry with its own decay
+/// (their learning rates are the schedule's business: [`lr_groups`]).
+pub fn build_for<M: Module>(config: &TrainConfig, net: &M) -> Result<ModuleOptimizer> {
+    let mut groups = Vec::new();
+    if config.optim.no_decay_norm_bias && config.optim.weight_decay > 0.0 {
+        groups.push((ParamGroup::from_ids(no_decay_ids(net)), 0.0));
+    }
+    for g in &config.optim.groups {
+        let decay = g.weight_decay.unwrap_or(config.optim.weight_decay);
+        groups.push((ParamGroup::from_ids(group_ids(net, &g.params)?), decay));
+    }
+    Ok(build_groups(config, groups))
+}
+
+/// The learning-rate groups of `config.optim.groups`: each group's ids and its factor.
+pub fn lr_groups<M: Module>(config: &TrainConfig, net: &M) -> Result<Vec<(ParamGroup, f64)>> {
+    config
+        .optim
+        .groups
+        .iter()
+        .map(|g| {
+            Ok((
+                ParamGroup::from_ids(group_ids(net, &g.params)?),
+                g.lr_factor,
+            ))
+        })
+        .collect()
+}
+
+/// The ids of the parameters of `net` whose names match `pattern` (`*` wildcards); an error
+/// naming some of the parameters when none does.
+pub fn group_ids<M: Module>(net: &M, pattern: &str) -> Result<Vec<ParamId>> {
+    let chosen = crate::finetune::matching_params(net, pattern)?;
+    Ok(chosen.into_iter().map(|p| p.id).collect())
 }
 
 /// The parameters weight decay should skip: every float parameter of rank 1 (biases,
@@ -52,25 +83,24 @@ pub fn no_decay_ids<M: Module>(model: &M) -> Vec<ParamId> {
     v.0
 }
 
-/// `optim` over every parameter, clipped, with `decayless` (same optimizer, no decay) over
-/// `group` if given.
+/// `make(weight_decay)` over every parameter, clipped, and over each group its own decay.
 fn grouped<O: Optimizer>(
-    optim: O,
-    decayless: impl FnOnce() -> O,
-    group: Option<ParamGroup>,
+    make: impl Fn(f64) -> O,
+    decay: f64,
+    groups: Vec<(ParamGroup, f64)>,
     clip: Option<GradientClipping>,
 ) -> ModuleOptimizer {
-    let mut m = ModuleOptimizer::from(optim);
+    let mut m = ModuleOptimizer::from(make(decay));
     if let Some(c) = clip.clone() {
         m = m.with_grad_clipping(c);
     }
-    if let Some(group) = group {
-        m = m.with_group(group, decayless(), clip);
+    for (group, w) in groups {
+        m = m.with_group(group, make(w), clip.clone());
     }
     m
 }
 
-fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOptimizer {
+fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleOptimizer {
     let wd = |w: f64| (w > 0.0).then(|| WeightDecayConfig::new(w as f32));
     let clip = config
         .optim
@@ -94,7 +124,7 @@ fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOpt
                     .with_weight_decay(wd(w))
                     .build()
             };
-            grouped(sgd(decay), || sgd(0.0), no_decay, clip)
+            grouped(sgd, decay, groups, clip)
         }
         OptimizerKind::Adagrad => {
             let make = |w: f64| {
@@ -103,7 +133,7 @@ fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOpt
                     .with_weight_decay(wd(w))
                     .build()
             };
-            grouped(make(decay), || make(0.0), no_decay, clip)
+            grouped(make, decay, groups, clip)
         }
         OptimizerKind::Rmsprop => {
             let make = |w: f64| {
@@ -114,7 +144,7 @@ fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOpt
                     .with_weight_decay(wd(w))
                     .build()
             };
-            grouped(make(decay), || make(0.0), no_decay, clip)
+            grouped(make, decay, groups, clip)
         }
         OptimizerKind::Adadelta => {
             let make = |w: f64| {
@@ -123,7 +153,7 @@ fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOpt
                     ..AdaDeltaConfig::default()
                 })
             };
-            grouped(make(decay), || make(0.0), no_decay, clip)
+            grouped(make, decay, groups, clip)
         }
         OptimizerKind::Adam => {
             let make = |w: f64| {
@@ -132,7 +162,7 @@ fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOpt
                     .with_weight_decay(wd(w))
                     .build()
             };
-            grouped(make(decay), || make(0.0), no_decay, clip)
+            grouped(make, decay, groups, clip)
         }
         OptimizerKind::Adamw => {
             let make = |w: f64| {
@@ -141,7 +171,7 @@ fn build_groups(config: &TrainConfig, no_decay: Option<ParamGroup>) -> ModuleOpt
                     .with_weight_decay(w as f32)
                     .build()
             };
-            grouped(make(decay), || make(0.0), no_decay, clip)
+            grouped(make, decay, groups, clip)
         }
     }
 }

@@ -83,7 +83,9 @@ impl<N: Network> TrainedModel<N> {
         // best.bpk / final.bpk hold the network; a checkpoint holds the Learner's wrapper.
         let model = match load_weights(model.clone(), &path) {
             Ok(m) => m,
-            Err(e) => load_weights(Classifier::new(model), &path)
+            // A checkpoint of a lookahead run also holds the average.
+            Err(e) => load_weights(Classifier::new(model.clone()), &path)
+                .or_else(|_| load_weights(Classifier::new(model).with_average(), &path))
                 .map(|c| c.net)
                 .map_err(|_| e)?,
         };

@@ -414,6 +414,7 @@ fn device_slices_cut_one_shuffle_so_each_image_is_seen_once_per_epoch() {
         seed: 3,
         workers: 1,
         drop_last: false,
+        total_batches: None,
     };
     let loader = ImageLoader::new(Arc::new(Toy(items)), vec![], config, Device::flex()).unwrap();
     loader.set_epoch(5);
@@ -461,6 +462,7 @@ fn loader_batches_depend_on_the_seed_not_on_the_workers() {
             seed,
             workers,
             drop_last: false,
+            total_batches: None,
         };
         ImageLoader::new(toy(40), transforms.clone(), config, device.clone()).unwrap()
     };
@@ -496,6 +498,7 @@ fn loader_reports_items_of_the_wrong_size() {
         seed: 0,
         workers: 1,
         drop_last: false,
+        total_batches: None,
     };
     let loader = ImageLoader::new(ds.clone(), vec![], config.clone(), Device::flex()).unwrap();
     let err = loader.iter().next().unwrap().unwrap_err().to_string();
@@ -691,4 +694,35 @@ fn an_image_claiming_a_huge_size_is_refused_before_decoding() {
             .shape_str(),
         "3x3x4"
     );
+}
+
+/// A run of a fractional number of epochs: with `total_batches` the loader yields full
+/// epochs until the total is reached, then the rest of one, then nothing; `drop_last` drops
+/// the short batch of every epoch.
+#[test]
+fn total_batches_cut_the_last_epoch_and_drop_last_the_short_batch() {
+    let config = LoaderConfig {
+        batch_size: 4,
+        shuffle: true,
+        seed: 1,
+        workers: 1,
+        drop_last: true,
+        total_batches: Some(12),
+    };
+    // 22 items: 5 full batches an epoch (the short one of 2 dropped); 12 = 5 + 5 + 2.
+    let loader = ImageLoader::new(toy(22), vec![], config, Device::flex()).unwrap();
+    assert_eq!(loader.num_batches(), 5);
+    let sizes = |loader: &ImageLoader| -> Vec<usize> {
+        loader
+            .iter()
+            .map(|b| b.unwrap().targets.dims()[0])
+            .collect()
+    };
+    assert_eq!(sizes(&loader), [4; 5]);
+    assert_eq!(sizes(&loader), [4; 5]);
+    assert_eq!(sizes(&loader), [4; 2], "the last epoch stops at the total");
+    assert!(sizes(&loader).is_empty());
+    // A resumed run sets the epoch and gets the same cut.
+    loader.set_epoch(2);
+    assert_eq!(sizes(&loader), [4; 2]);
 }

@@ -417,3 +417,51 @@ fn imagenet_evaluation_resizes_the_shorter_side_then_crops_the_centre() {
     // sits at source position (64 + 0.5) * 1.5625 - 0.5.
     assert!((out.at(0, 28, 28) - ((64.0 + 0.5) * 1.5625 - 0.5)).abs() < 0.6);
 }
+
+/// Alternating flip: in every epoch about half the items are mirrored, each item is mirrored
+/// in exactly one of any two consecutive epochs, and the choice repeats every two epochs.
+#[test]
+fn alt_flip_mirrors_each_item_in_every_other_epoch() {
+    let key = |epoch, index| ItemKey {
+        seed: 7,
+        epoch,
+        index,
+    };
+    let n = 400u64;
+    let flipped = |epoch| (0..n).filter(|&i| key(epoch, i).alt_flipped()).count();
+    let half = flipped(0);
+    assert!((150..250).contains(&half), "{half} of {n}");
+    for i in 0..n {
+        assert_ne!(key(0, i).alt_flipped(), key(1, i).alt_flipped(), "item {i}");
+        assert_eq!(key(0, i).alt_flipped(), key(2, i).alt_flipped(), "item {i}");
+        assert_eq!(key(1, i).alt_flipped(), key(5, i).alt_flipped(), "item {i}");
+    }
+    // Another seed chooses another half.
+    let other = (0..n)
+        .filter(|&i| {
+            key(0, i).alt_flipped()
+                != ItemKey {
+                    seed: 8,
+                    ..key(0, i)
+                }
+                .alt_flipped()
+        })
+        .count();
+    assert!(other > 100, "{other}");
+    // The transform does what the key says, through apply_all.
+    let x = ramp();
+    for index in 0..8 {
+        for epoch in 0..2 {
+            let out = apply_all(&[Transform::AltFlip], x.clone(), 7, epoch, index).unwrap();
+            let expected = if key(epoch, index).alt_flipped() {
+                hflip(&x)
+            } else {
+                x.clone()
+            };
+            assert_eq!(out, expected);
+        }
+    }
+    // It reads as data, like every transform.
+    let t: Transform = serde_json::from_str(r#"{"type": "alt_flip"}"#).unwrap();
+    assert_eq!(t, Transform::AltFlip);
+}

@@ -61,6 +61,9 @@ pub struct AirbenchConfig {
     /// Batch norm momentum, PyTorch's convention.
     #[config(default = 0.4)]
     pub bn_momentum: f64,
+    /// Added to every eigenvalue of the patch covariance by the whitening init (5e-4).
+    #[config(default = 5e-4)]
+    pub whiten_eps: f64,
 }
 
 /// Two convolutions, the first pooled before its batch norm: airbench's `ConvGroup`.
@@ -89,6 +92,8 @@ pub struct Airbench {
     pub fc: Linear,
     /// Scale of the logits.
     pub logit_scale: f64,
+    /// Eigenvalue floor of [`Airbench::init_whitening`] from data.
+    pub whiten_eps: f64,
 }
 
 impl AirbenchConfig {
@@ -127,6 +132,8 @@ impl AirbenchConfig {
         let whiten_width = 2 * self.in_channels * k * k;
         let mut whiten = Conv2dConfig::new([self.in_channels, whiten_width], [k, k]).init(device);
         whiten.weight = whiten.weight.set_require_grad(false);
+        // The source zeroes every conv bias at init; only the whitening layer has one.
+        whiten.bias = whiten.bias.map(|b| b.init_mapper(|t| t.zeros_like()));
         let [w1, w2, w3] = self.widths;
         Airbench {
             whiten,
@@ -138,6 +145,7 @@ impl AirbenchConfig {
                 .with_bias(false)
                 .init(device),
             logit_scale: self.logit_scale,
+            whiten_eps: self.whiten_eps,
         }
     }
 }

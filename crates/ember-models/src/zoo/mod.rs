@@ -34,6 +34,21 @@ crate::family::families! {
 
 use serde::{Deserialize, Serialize};
 
+impl Model {
+    /// The data-dependent initialisation of the family, from training images `[N, C, H, W]`
+    /// normalised as the network sees them; `None` when the family has none. airbench sets
+    /// its whitening layer from them ([`airbench::Airbench::init_whitening`]).
+    pub fn init_from_data(self, images: burn::tensor::Tensor<4>) -> Option<Self> {
+        match self {
+            Model::Airbench(net) => {
+                let eps = net.whiten_eps;
+                Some(Model::Airbench(net.init_whitening(images, eps)))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Which stem a ResNet or DenseNet starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -1,7 +1,7 @@
 //! The data of a run: the dataset of the config, split into training, validation and test
 //! images, with the transforms each split gets.
 
-use crate::config::TrainConfig;
+use crate::config::{FlipMode, TrainConfig};
 use crate::error::{Result, TrainError};
 use burn::data::dataset::Dataset;
 use ember_data::split::{ClassSubset, Subset, train_val_split};
@@ -92,7 +92,7 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
         classes,
         input,
         train_transforms: {
-            let mut t = config.data.augment.train([h, w], &stats);
+            let mut t = tuned(config, config.data.augment.train([h, w], &stats));
             if config.data.cutout > 0 {
                 t.push(Transform::Cutout {
                     size: config.data.cutout,
@@ -102,6 +102,27 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
         },
         eval_transforms: eval_preset.eval([h, w], &stats),
     })
+}
+
+/// The preset's transforms with the config's crop padding, pad mode and flip.
+fn tuned(config: &TrainConfig, transforms: Vec<Transform>) -> Vec<Transform> {
+    let d = &config.data;
+    transforms
+        .into_iter()
+        .filter_map(|t| match t {
+            Transform::RandomCrop { size, .. } => Some(Transform::RandomCrop {
+                size,
+                padding: d.crop_padding,
+                pad_mode: d.pad_mode,
+            }),
+            Transform::RandomHorizontalFlip { p } => match d.flip {
+                FlipMode::Random => Some(Transform::RandomHorizontalFlip { p }),
+                FlipMode::Alternating => Some(Transform::AltFlip),
+                FlipMode::None => None,
+            },
+            other => Some(other),
+        })
+        .collect()
 }
 
 /// A [`ClassificationDataset`] seen as a plain Burn dataset of items (for the loader).

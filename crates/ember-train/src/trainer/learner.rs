@@ -1,6 +1,7 @@
 //! Burn's Learner wired for one phase of a run: loaders, metrics, checkpointing, early
 //! stopping, the NaN guard, renderers, devices, the schedule and the optimizer.
 
+use super::strategy::StepStrategy;
 use super::{Event, Events, RunData, Tuning};
 use crate::classifier::{Classifier, Network};
 use crate::config::{Monitor, TrainConfig};
@@ -10,9 +11,7 @@ use crate::guard::NonFiniteGuard;
 use crate::logger::{EpochHook, EpochRecord, Guarded, RunLogger, SharedRecords};
 use crate::renderer::LineRenderer;
 use crate::run::{AtomicCheckpointer, RunDir};
-use crate::schedule::Schedule;
 use burn::data::dataloader::DataLoader;
-use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::ParamGroup;
 use burn::tensor::Device;
 use burn::train::checkpoint::{
@@ -23,7 +22,7 @@ use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
-    StoppingCondition, SupervisedTraining,
+    StoppingCondition, SupervisedTraining, TrainingStrategy,
 };
 use ember_data::ClassificationDataset;
 use ember_data::loader::{ImageBatch, ImageLoader};
@@ -71,11 +70,7 @@ pub(crate) fn launch<N: Network>(
     // Optimizer (and schedule) steps per epoch. With N devices Burn's multi-device strategy
     // cuts each epoch into N slices (the last takes the remainder) and makes one step per
     // round of N batches, one from each slice: as many steps as the largest slice has batches.
-    let steps_per_epoch = optimizer_steps_per_epoch(
-        data.train.len(),
-        config.train_loop.batch_size,
-        devices.len(),
-    );
+    let (steps_per_epoch, total_steps) = run_steps(config, data.train.len(), devices.len());
     // Four measured steps per epoch: enough for a mean; each costs about a tenth of a second
     // for LeNet on 2 cores (full MNIST, dev build: 14.4 s per epoch with 8 samples, 13.6 s without).
     let diagnostics = config
@@ -133,6 +128,12 @@ pub(crate) fn launch<N: Network>(
     )
     .with_metric_logger(
         RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
+            .with_epoch_items(epoch_items(
+                config,
+                steps_per_epoch,
+                total_steps,
+                train_items,
+            ))
             .with_diagnostics(diagnostics)
             .with_hook(hook, interrupter.clone())
             .with_events(events.clone()),
@@ -159,6 +160,21 @@ pub(crate) fn launch<N: Network>(
         training = training.with_training_strategy(
             ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice).into(),
         );
+    } else if config.train_loop.lookahead.is_some() || !config.train_loop.freeze.is_empty() {
+        // What happens between steps needs Ember's loop (Burn's has no hook there).
+        let mut freeze = Vec::new();
+        for f in &config.train_loop.freeze {
+            let ids = crate::optim::group_ids(&model.net, &f.params)?;
+            freeze.push((f.epochs, ids.into_iter().collect()));
+        }
+        let strategy = StepStrategy {
+            device: devices[0].clone().autodiff(),
+            steps_per_epoch,
+            total_steps,
+            freeze,
+            lookahead: config.train_loop.lookahead.clone(),
+        };
+        training = training.with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)));
     }
     if start_epoch > 0 {
         training = training.checkpoint(start_epoch);
@@ -168,17 +184,13 @@ pub(crate) fn launch<N: Network>(
         });
     }
 
-    let schedule = Schedule::from_config(config, steps_per_epoch);
-    let lr: ModuleLrScheduler = match tuning {
-        Some(t) if t.backbone_lr_factor != 1.0 => {
-            // Discriminative rates: the backbone follows the same schedule, scaled.
-            let backbone = ParamGroup::from_ids(crate::finetune::backbone_ids(&model.net, &t.head));
-            let scaled = schedule.scaled(t.backbone_lr_factor);
-            ModuleLrScheduler::new(schedule).with_group(backbone, scaled)
-        }
-        _ => schedule.into(),
-    };
-    let optim = crate::optim::build_for(config, &model);
+    // Discriminative rates of fine-tuning: the backbone follows the same schedule, scaled.
+    let backbone = tuning.filter(|t| t.backbone_lr_factor != 1.0).map(|t| {
+        let ids = crate::finetune::backbone_ids(&model.net, &t.head);
+        (ParamGroup::from_ids(ids), t.backbone_lr_factor)
+    });
+    let lr = crate::schedule::module_schedule(config, &model.net, steps_per_epoch, backbone)?;
+    let optim = crate::optim::build_for(config, &model.net)?;
     let started = Instant::now();
     let result = training.launch(Learner::new(model, optim, lr));
     let seconds = started.elapsed().as_secs_f64();
@@ -221,6 +233,40 @@ pub fn best_epoch(records: &[EpochRecord], monitor: Monitor) -> Option<usize> {
             _ => Some((v, e)),
         })
         .map(|(_, e)| e)
+}
+
+/// The images epoch `e` (1-based) trains on: the split's size, or, with dropped short batches
+/// or a fractional last epoch, its steps times the batch size.
+fn epoch_items(
+    config: &TrainConfig,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    items: usize,
+) -> crate::logger::EpochItems {
+    let batch = config.train_loop.batch_size;
+    let cut = config.train_loop.drop_last || config.train_loop.fractional_epochs.is_some();
+    Arc::new(move |e: usize| {
+        if !cut {
+            return items;
+        }
+        let steps = total_steps
+            .saturating_sub(e.saturating_sub(1) * steps_per_epoch)
+            .min(steps_per_epoch);
+        (steps * batch).min(items)
+    })
+}
+
+/// Optimizer steps in a full epoch of `items` training images, and in the whole run, for
+/// `config` on `devices` devices: a dropped short batch is no step, and a fractional run
+/// ends part-way through its last epoch.
+pub fn run_steps(config: &TrainConfig, items: usize, devices: usize) -> (usize, usize) {
+    let batch = config.train_loop.batch_size.max(1);
+    let spe = if config.train_loop.drop_last && devices <= 1 {
+        (items / batch).max(1)
+    } else {
+        optimizer_steps_per_epoch(items, batch, devices)
+    };
+    (spe, crate::schedule::total_steps(config, spe))
 }
 
 /// Optimizer steps in one epoch of `items` images, batches of `batch_size` on each of

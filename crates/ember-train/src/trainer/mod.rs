@@ -26,10 +26,11 @@ pub mod learner;
 pub mod network;
 pub mod phases;
 pub mod report;
+mod strategy;
 pub mod tuning;
 
 pub use data::{AsItems, RunData, load_data};
-pub use learner::{best_epoch, optimizer_steps_per_epoch};
+pub use learner::{best_epoch, optimizer_steps_per_epoch, run_steps};
 pub use network::{devices, load_weights, model_config, save_weights, seeded_init};
 pub use tuning::{Transfer, Tuning};
 
@@ -63,6 +64,8 @@ pub struct TrainOutcome {
     pub stopped_early: bool,
     /// Wall-clock seconds of this invocation's training.
     pub seconds: f64,
+    /// Of those, the seconds of the data-dependent initialisation (`loop.data_init_images`).
+    pub data_init_seconds: f64,
 }
 
 /// What a run reports besides Burn's progress display: choices it made and warnings. The
@@ -103,6 +106,13 @@ pub enum Event {
         run: PathBuf,
         /// The checkpoint's epoch.
         epoch: usize,
+    },
+    /// The network was initialised from training images before the first step.
+    DataInit {
+        /// Images it saw.
+        images: usize,
+        /// Seconds it took.
+        seconds: f64,
     },
     /// A fine-tuning phase starts.
     Phase {
@@ -154,6 +164,10 @@ impl fmt::Display for Event {
             Event::Resuming { run, epoch } => {
                 write!(f, "resuming {} from epoch {epoch}", run.display())
             }
+            Event::DataInit { images, seconds } => write!(
+                f,
+                "initialised the network from {images} training images in {seconds:.2} s"
+            ),
             Event::Phase {
                 first,
                 last,

@@ -90,6 +90,8 @@ pub(crate) fn train_network<N: Network>(
     write_validation_list(&run, data.valid.as_ref())?;
 
     let ad = device.clone().autodiff();
+    let train_items = data.train.len();
+    let (_, total_steps) = learner::run_steps(config, train_items, devices.len());
     let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
         let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
         ImageLoader::new(
@@ -100,12 +102,14 @@ pub(crate) fn train_network<N: Network>(
                 shuffle,
                 seed: config.train_loop.seed,
                 workers: config.runtime.workers,
-                drop_last: false,
+                // Only the training loader drops a short batch and stops part-way.
+                drop_last: shuffle && config.train_loop.drop_last,
+                total_batches: (shuffle && config.train_loop.fractional_epochs.is_some())
+                    .then_some(total_steps as u64),
             },
             device.clone(),
         )
     };
-    let train_items = data.train.len();
     let has_validation = !data.valid.is_empty();
     let records: SharedRecords = Arc::new(Mutex::new(if resume && run.metrics().is_file() {
         let mut r = read_metrics(&run.metrics())?;
@@ -129,7 +133,7 @@ pub(crate) fn train_network<N: Network>(
         None => vec![(config.train_loop.epochs, Vec::new())],
     };
     let mut start_epoch = start_epoch;
-    let mut seconds = 0.0;
+    let (mut seconds, mut data_init_seconds) = (0.0, 0.0);
     let mut last = None;
     for (end, frozen) in phases {
         if end <= start_epoch {
@@ -147,7 +151,29 @@ pub(crate) fn train_network<N: Network>(
             || build(&ad),
         )?;
         let (net, frozen_values) = crate::finetune::freeze_prefixes(net, &frozen);
-        let mut model = Classifier::new(net)
+        // A data-dependent initialisation (airbench's whitening) before the first step only:
+        // a resumed run has it in its checkpoint. It counts as training time.
+        let (net, init_seconds) = if start_epoch == 0 && config.train_loop.data_init_images > 0 {
+            let started = std::time::Instant::now();
+            let net = init_from_data(
+                net,
+                &data,
+                config.train_loop.data_init_images,
+                &ad,
+                &config.model,
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            events.emit(Event::DataInit {
+                images: config.train_loop.data_init_images.min(data.train.len()),
+                seconds,
+            });
+            (net, seconds)
+        } else {
+            (net, 0.0)
+        };
+        seconds += init_seconds;
+        data_init_seconds += init_seconds;
+        let mut model = classifier(config, net)
             .with_label_smoothing(
                 (config.train_loop.label_smoothing > 0.0)
                     .then_some(config.train_loop.label_smoothing as f32),
@@ -206,7 +232,7 @@ pub(crate) fn train_network<N: Network>(
                 epochs: start_epoch,
             });
             load_weights(
-                Classifier::new(build(&ad)?),
+                classifier(config, build(&ad)?),
                 &run.model_checkpoint(start_epoch),
             )?
             .net
@@ -214,7 +240,62 @@ pub(crate) fn train_network<N: Network>(
         None => return Err(TrainError::Config("nothing to train".into())),
     };
     let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    finish(config, run, &data, records, final_net, seconds, &device)
+    finish(
+        config,
+        run,
+        &data,
+        records,
+        final_net,
+        (seconds, data_init_seconds),
+        &device,
+    )
+}
+
+/// `net` as the run trains it: with a lookahead average when the config asks for one (the
+/// checkpoints then hold it, so every checkpoint of the run loads into this).
+pub(crate) fn classifier<N: Network>(config: &crate::config::TrainConfig, net: N) -> Classifier<N> {
+    let model = Classifier::new(net);
+    if config.train_loop.lookahead.is_some() {
+        model.with_average()
+    } else {
+        model
+    }
+}
+
+/// `net` initialised from `count` training images, evenly spaced over the training split
+/// (which keeps the class mix of a class-ordered folder), through the evaluation transforms.
+fn init_from_data<N: Network>(
+    net: N,
+    data: &RunData,
+    count: usize,
+    device: &Device,
+    model: &str,
+) -> Result<N> {
+    let n = data.train.len();
+    let count = count.min(n);
+    let [c, h, w] = data.input;
+    let mut values = Vec::with_capacity(count * c * h * w);
+    for k in 0..count {
+        let i = (k as f64 * n as f64 / count as f64) as usize;
+        let item = data.train.get(i).map_err(|e| {
+            TrainError::Config(format!(
+                "data-dependent init: cannot read training image {i}: {e}"
+            ))
+        })?;
+        let img =
+            ember_data::transform::apply_all(&data.eval_transforms, item.image, 0, 0, i as u64)
+                .map_err(|e| TrainError::Config(format!("data-dependent init: image {i}: {e}")))?;
+        values.extend_from_slice(&img.data);
+    }
+    let images = burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(values, [count, c, h, w]),
+        device,
+    );
+    net.init_from_data(images).ok_or_else(|| {
+        TrainError::Config(format!(
+            "`{model}` has no data-dependent initialisation; set loop.data_init_images = 0"
+        ))
+    })
 }
 
 /// Writes `validation.txt`, the held-out images one per line (`class/image.jpg`), when the

@@ -2,7 +2,7 @@
 //! weights on the test split (or the validation split).
 
 use super::{AsItems, RunData, TrainOutcome, best_epoch, load_weights, save_weights};
-use crate::classifier::{Classifier, Network};
+use crate::classifier::Network;
 use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::eval::{EvalSplit, evaluate};
@@ -21,7 +21,7 @@ pub(crate) fn finish<N: Network>(
     data: &RunData,
     records: Vec<EpochRecord>,
     final_net: N,
-    seconds: f64,
+    (seconds, data_init_seconds): (f64, f64),
     device: &Device,
 ) -> Result<TrainOutcome> {
     let has_validation = !data.valid.is_empty();
@@ -34,7 +34,8 @@ pub(crate) fn finish<N: Network>(
         // and final.bpk hold the network alone, as `ember eval` and fine-tuning load it.
         let path = run.model_checkpoint(best);
         if path.is_file() {
-            let best_net = load_weights(Classifier::new(final_net.clone()), &path)?.net;
+            let best_net =
+                load_weights(super::phases::classifier(config, final_net.clone()), &path)?.net;
             save_weights(&best_net, &run.best())?;
             eval_net = best_net.valid();
         }
@@ -65,6 +66,7 @@ pub(crate) fn finish<N: Network>(
                     seed: config.train_loop.seed,
                     workers: config.runtime.workers,
                     drop_last: false,
+                    total_batches: None,
                 },
                 eval_device,
             )?;
@@ -96,5 +98,6 @@ pub(crate) fn finish<N: Network>(
         report_split: split_name,
         stopped_early,
         seconds,
+        data_init_seconds,
     })
 }

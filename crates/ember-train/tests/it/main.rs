@@ -5,6 +5,7 @@ mod custom;
 mod finetune;
 mod multi_device;
 mod optimizers;
+mod recipes;
 mod search;
 mod training;
 mod viz;

@@ -143,7 +143,8 @@ fn no_decay_group_spares_biases_only() {
                 },
                 ..TrainConfig::default()
             };
-            let mut optim = ember_train::optim::build_for(&config, &model);
+            let mut optim =
+                ember_train::optim::build_for(&config, &model).expect("no groups to match");
             let x = Tensor::<2>::ones([2, 4], &device);
             let loss = (model.lin.forward(x) * 0.0).sum();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
