@@ -45,16 +45,14 @@ fn main() -> anyhow::Result<()> {
     // without the validation passes; the whitening comes on top.
     let data = trainer::load_data(&config)?;
     let (steps_per_epoch, total_steps) = trainer::run_steps(&config, data.train.len(), 1);
-    let images_of = |epoch: usize| {
-        let steps = total_steps
-            .saturating_sub((epoch - 1) * steps_per_epoch)
-            .min(steps_per_epoch);
-        (steps * config.train_loop.batch_size) as f64
-    };
+    let images_of = trainer::epoch_items(&config, steps_per_epoch, total_steps, data.train.len());
     let epochs_train_seconds: f64 = outcome
         .records
         .iter()
-        .filter_map(|r| r.train_images_per_sec.map(|rate| images_of(r.epoch) / rate))
+        .filter_map(|r| {
+            r.train_images_per_sec
+                .map(|rate| images_of(r.epoch) as f64 / rate)
+        })
         .sum();
     let mut accuracy = (None, None);
     if !data.valid.is_empty() {

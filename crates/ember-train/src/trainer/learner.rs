@@ -236,8 +236,9 @@ pub fn best_epoch(records: &[EpochRecord], monitor: Monitor) -> Option<usize> {
 }
 
 /// The images epoch `e` (1-based) trains on: the split's size, or, with dropped short batches
-/// or a fractional last epoch, its steps times the batch size.
-fn epoch_items(
+/// or a fractional last epoch, its steps times the batch size (what the training rate in
+/// `metrics.csv` is over).
+pub fn epoch_items(
     config: &TrainConfig,
     steps_per_epoch: usize,
     total_steps: usize,

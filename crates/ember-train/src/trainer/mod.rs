@@ -30,7 +30,7 @@ mod strategy;
 pub mod tuning;
 
 pub use data::{AsItems, RunData, load_data};
-pub use learner::{best_epoch, optimizer_steps_per_epoch, run_steps};
+pub use learner::{best_epoch, epoch_items, optimizer_steps_per_epoch, run_steps};
 pub use network::{devices, load_weights, model_config, save_weights, seeded_init};
 pub use tuning::{Transfer, Tuning};
 
