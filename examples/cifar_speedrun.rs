@@ -17,6 +17,11 @@
 //! `docs/results.md` has what it reached and how long it took, against PyTorch on the same
 //! cores (`benches/torch_airbench.py`).
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use clap::Parser;
 use ember::train::cli::TrainArgs;
 use ember::train::config::{TrainConfig, Tta};

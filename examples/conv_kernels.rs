@@ -12,6 +12,11 @@
 //! Prints one JSON line per (convolution, pass): shape, how many times the model uses it,
 //! median milliseconds of `--reps` runs, and GFLOP/s (2 x multiply-adds / time).
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::{conv2d, conv2d_weight_backward};

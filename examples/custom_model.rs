@@ -14,6 +14,11 @@
 //! trainer calls it to train and to fine-tune, `TrainedModel::load_with` to rebuild the trained
 //! run. A `Transfer` (head and stages) is what fine-tuning needs to know besides.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use ember::burn::module::Module;
 use ember::burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use ember::burn::nn::{Linear, LinearConfig};

@@ -18,6 +18,11 @@
 //! fine-tuned end to end; the baseline trains the same stack end to end from the start for
 //! the same total number of epochs. One JSON line per run, then a table.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use clap::Parser;
 use ember::data::transform::Preset;
 use ember::train::config::{

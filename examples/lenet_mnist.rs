@@ -14,6 +14,11 @@
 //! writes a run directory (metrics.csv, curves.png, report.txt, confusion.png, weights) and
 //! prints one JSON line with the timing and the test accuracy.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use clap::Parser;
 use ember::train::cli::TrainArgs;
 use ember::train::config::TrainConfig;

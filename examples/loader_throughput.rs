@@ -8,6 +8,11 @@
 //! JPEGs in ../shared/data). Prints one JSON line per (preset, workers). Compare with
 //! `benches/torchvision_loader.py`, which does the same with torchvision's DataLoader.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use burn::data::dataloader::DataLoader;
 use burn::prelude::*;
 use ember::data::folder::ImageFolder;

@@ -11,6 +11,11 @@
 //! optimiser) and prints a table: epochs to reach the target validation accuracy, final
 //! accuracy, and seconds.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use ember::data::transform::Preset;

@@ -22,6 +22,11 @@
 //! taste. CIFAR-10 is read from `--data-dir` (the official `cifar-10-batches-bin`) or
 //! downloaded.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use clap::Parser;
 use ember::train::cli::TrainArgs;
 use ember::train::config::TrainConfig;

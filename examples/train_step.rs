@@ -10,6 +10,11 @@
 //! the median seconds per step. No data loading and no Learner: this isolates the backend's
 //! kernels from the rest of `ember train` (see `docs/benchmarks.md` for both).
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::train::TrainStep;

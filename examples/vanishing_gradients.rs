@@ -17,6 +17,11 @@
 //! Writes `init.png` (gradient norm and activation std per depth at initialisation),
 //! `curves.png` (validation accuracy and training loss per epoch) and prints a table.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember::train::allocator::Allocator = ember::train::allocator::Allocator;
+
 use anyhow::Result;
 use clap::Parser;
 use ember::burn::data::dataloader::DataLoader;

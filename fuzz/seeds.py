@@ -34,6 +34,7 @@ labels = idx([3], bytes([1, 7, 9]))
 put("idx", "images", images)
 put("idx", "labels", labels)
 put("idx", "images-gz", gzip.compress(images))
+put("idx", "zero-size-images", idx([4, 0, 28], b""))  # MNIST must reject, not index past
 
 record = bytes([7]) + bytes(i % 251 for i in range(3072))
 put("cifar", "cifar10", b"\0" + record * 2)

@@ -1,5 +1,10 @@
 //! `ember`: the command-line face of Ember.
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): the binary chooses the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember_train::allocator::Allocator = ember_train::allocator::Allocator;
+
 mod args;
 mod augment;
 mod search;
@@ -94,7 +99,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The library names knobs by config path; here they are flags.
+            eprintln!(
+                "error: {}",
+                ember_train::cli::in_flag_words(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -3,20 +3,19 @@
 use crate::args::{BackendArg, RunArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ember_data::split::ClassSubset;
-use ember_data::{ClassificationDataset, DatasetSpec, Split};
+use ember_data::{ClassificationDataset, DatasetSpec};
 use ember_train::config::{TrainConfig, Tta};
 use ember_train::eval::EvalSplit;
-use ember_train::finetune::Freeze;
+use ember_train::inspect::images::{SplitError, run_images};
 use ember_train::predict::{TrainedModel, top_k};
 use ember_train::run::{RunDir, Weights};
 use ember_train::weights::{self, Layout, LoadOptions};
-use ember_train::{Backend, trainer};
+use ember_train::{Backend, TrainError, trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use ember_train::cli::TrainArgs;
-use ember_train::cli::default_run_dir;
+use ember_train::cli::{FinetuneSection, KnobFlags, default_run_dir, in_flag_terms};
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
@@ -26,37 +25,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct FinetuneArgs {
-    /// Pre-trained weights: a run directory (its best weights), or a .bpk, .safetensors or
-    /// .pth/.pt file (torchvision's ImageNet files load into the matching zoo model).
-    #[arg(long, value_name = "RUN_DIR|WEIGHTS")]
-    from: Option<PathBuf>,
-    /// Whose tensor names the file uses: auto (torchvision for .pth/.pt), ember, torchvision.
-    #[arg(long)]
-    layout: Option<Layout>,
-    /// Load what fits and report the rest instead of failing.
-    #[arg(long)]
-    allow_partial: bool,
-    /// Re-initialise the classifier head even when the classes did not change.
-    #[arg(long)]
-    reset_head: bool,
-    /// none, all-but-head, stages:K (the first K stages) or prefix:NAME,... (default none).
-    #[arg(long)]
-    freeze: Option<Freeze>,
-    /// Backbone learning rate = --lr x this (default 0.1).
-    #[arg(long)]
-    backbone_lr_factor: Option<f64>,
-    /// Train only the head for N epochs, then everything.
-    #[arg(long, value_name = "N")]
-    unfreeze_after: Option<usize>,
+    /// The `[finetune]` section's flags, from its knobs' declarations.
+    #[command(flatten)]
+    finetune: KnobFlags<FinetuneSection>,
     #[command(flatten)]
     train: TrainArgs,
 }
 
 pub fn finetune(mut args: FinetuneArgs) -> Result<()> {
+    // Text a knob's type does not read (`--freeze half`) is the first error, as a parser's.
+    args.finetune.check().map_err(in_flag_terms)?;
     let resume = args.train.resume.is_some();
+    let from = args.finetune.get("finetune.from").map(PathBuf::from);
     // From a run, the model defaults to the run's (with its options).
     let mut source_options = None;
-    if let Some(from) = &args.from
+    if let Some(from) = &from
         && from.is_dir()
         && args.train.model.is_none()
         && args.train.config.is_none()
@@ -67,45 +50,34 @@ pub fn finetune(mut args: FinetuneArgs) -> Result<()> {
         args.train.model = Some(source.model.clone());
         source_options = Some(source.model_options);
     }
-    if args.train.runtime.out.is_none() && !resume && args.train.config.is_none() {
+    if args.train.knobs.get("runtime.out").is_none() && !resume && args.train.config.is_none() {
         let model = args.train.model.clone().unwrap_or_default();
-        let dir = default_run_dir(&model, args.train.data.dataset.as_ref(), "-finetune");
-        args.train.runtime.out = Some(dir);
+        let dataset = args
+            .train
+            .knobs
+            .get("data.dataset")
+            .and_then(|d| d.parse().ok());
+        let dir = default_run_dir(&model, dataset.as_ref(), "-finetune");
+        args.train
+            .knobs
+            .insert("runtime.out", dir.display().to_string())?;
     }
-    let mut config = args.train.config()?;
+    let mut config = args.train.unchecked(None).map_err(in_flag_terms)?;
     if let Some(o) = source_options
         && config.model_options.is_empty()
     {
         config.model_options = o;
     }
-    let mut ft = config.finetune.clone().unwrap_or_default();
-    match (&args.from, resume) {
-        (Some(from), _) => ft.from = from.clone(),
-        (None, false) if config.finetune.is_none() => {
-            bail!("give --from RUN_DIR or a weights file (.bpk, .safetensors, .pth)")
-        }
-        _ => {}
+    let mut table = config.to_table()?;
+    args.finetune
+        .apply_to_table(&mut table)
+        .map_err(in_flag_terms)?;
+    let mut config = TrainConfig::from_table(table).map_err(anyhow::Error::msg)?;
+    let ft = config.finetune.get_or_insert_with(Default::default);
+    if ft.from.as_os_str().is_empty() && !resume {
+        bail!("give --from RUN_DIR or a weights file (.bpk, .safetensors, .pth)")
     }
-    if let Some(l) = args.layout {
-        ft.layout = l;
-    }
-    if args.allow_partial {
-        ft.allow_partial = true;
-    }
-    if args.reset_head {
-        ft.reset_head = true;
-    }
-    if let Some(f) = args.freeze {
-        ft.freeze = f;
-    }
-    if let Some(f) = args.backbone_lr_factor {
-        ft.backbone_lr_factor = f;
-    }
-    if args.unfreeze_after.is_some() {
-        ft.unfreeze_after = args.unfreeze_after;
-    }
-    config.finetune = Some(ft);
-    config.validate()?;
+    config.validate().map_err(in_flag_terms)?;
     train_and_report(config, resume)
 }
 
@@ -332,88 +304,29 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// The images of `split` for the run in `run`, labelled as the run's model predicts: `val` is
-/// the run's own validation split (re-made from its config: splits are seeded), `test` and
-/// `train` the dataset's splits (`dataset` or the run's). Without `split`: `test` where the
-/// dataset has one, else (a folder, whose test and train would both be the whole folder,
-/// training images included) the run's held-out `val`. Classes are matched by name, so a run
-/// trained on some classes (`--classes 0-4`) is scored on those classes of the test split, and
-/// a dataset with the classes in another order is scored with the right labels. Returns the
-/// images and the split's name.
+/// The images to score a run on (the library's [`run_images`]), its notes on stderr (stdout
+/// may be `--json`), and its split errors in this command's flags.
 pub(crate) fn open_split(
     run: &Path,
     dataset: Option<&DatasetSpec>,
     data_dir: Option<&Path>,
     split: Option<EvalSplit>,
 ) -> Result<(Arc<dyn ClassificationDataset>, EvalSplit)> {
-    let run_dir = RunDir::new(run);
-    let mut config = TrainConfig::load(&run_dir.config())?;
-    let info = run_dir.load_info()?;
-    if let Some(dir) = data_dir {
-        config.data.data_dir = Some(dir.to_path_buf());
-    }
-    let spec: DatasetSpec = match dataset {
-        Some(s) => s.clone(),
-        None => config.data.dataset.clone(),
-    };
-    let own_folder = dataset.is_none() && matches!(spec, DatasetSpec::Folder(_));
-    let split = split.unwrap_or(if own_folder {
-        EvalSplit::Val
-    } else {
-        EvalSplit::Test
-    });
-    // The run's own dataset is where the run read it (or `--data-dir`); another dataset is
-    // at `--data-dir` or its default place, not in the run's folder for its own data.
-    let dir = if dataset.is_none() {
-        config.data.data_dir.as_deref()
-    } else {
-        data_dir
-    };
-    let ds = match split {
-        EvalSplit::Val if dataset.is_none() => {
-            let data = trainer::load_data(&config)?;
-            if data.valid.is_empty() {
-                if own_folder {
-                    bail!(
-                        "the run held out no validation images and its dataset {spec} is one folder \
-                         (no test split); evaluate on a separate folder with --dataset folder:DIR"
-                    );
-                }
-                eprintln!("the run held out no validation images; using the test split");
-                spec.open(dir, Split::Test)?
-            } else {
-                data.valid
+    match run_images(run, dataset, data_dir, split) {
+        Ok(r) => {
+            for note in &r.notes {
+                eprintln!("{note}");
             }
+            Ok((r.images, r.split))
         }
-        EvalSplit::Val => {
-            bail!("--split val means the run's validation images; with --dataset use test or train")
+        Err(TrainError::Split(e)) => {
+            let fix = match e {
+                SplitError::NoValidation(_) => "--dataset folder:DIR",
+                SplitError::ValidationOfAnotherDataset => "--split test or --split train",
+                SplitError::NoTestSplit(_) => "--split val, or --dataset folder:DIR",
+            };
+            bail!("{e} ({fix})")
         }
-        EvalSplit::Test if own_folder => bail!(
-            "the run's dataset {spec} is one folder with no test split (its test and train would \
-             be the whole folder, training images included); use --split val for the images the \
-             run held out, or --dataset folder:DIR for a separate test folder"
-        ),
-        EvalSplit::Test => spec.open(dir, Split::Test)?,
-        EvalSplit::Train => spec.open(dir, Split::Train)?,
-    };
-    let ds: Arc<dyn ClassificationDataset> = if ds.classes() == info.classes.as_slice() {
-        ds
-    } else {
-        let extra = ds
-            .classes()
-            .iter()
-            .filter(|c| !info.classes.contains(c))
-            .count();
-        let mapped = ClassSubset::by_name(ds, &info.classes)
-            .with_context(|| format!("matching the run's classes to {spec} ({split})"))?;
-        if extra > 0 {
-            // stderr: stdout may be `--json`.
-            eprintln!(
-                "scoring the run's {} classes only: {extra} other classes of {spec} left out",
-                info.classes.len()
-            );
-        }
-        Arc::new(mapped)
-    };
-    Ok((ds, split))
+        Err(e) => Err(e.into()),
+    }
 }

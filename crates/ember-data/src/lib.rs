@@ -26,6 +26,7 @@ pub mod idx;
 pub mod image;
 pub mod loader;
 pub mod mnist;
+pub mod names;
 pub mod source;
 pub mod split;
 pub mod transform;

@@ -117,6 +117,13 @@ impl MnistDataset {
                 detail: format!("dimensions {:?}, expected [count, rows, cols]", img.dims),
             });
         };
+        if rows == 0 || cols == 0 {
+            return Err(DataError::BadFormat {
+                path: images.to_path_buf(),
+                format: "an IDX image file".into(),
+                detail: format!("its images are {rows}x{cols} pixels; an image needs at least one"),
+            });
+        }
         let [m] = lbl.dims[..] else {
             return Err(DataError::BadFormat {
                 path: labels.to_path_buf(),

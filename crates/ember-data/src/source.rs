@@ -29,6 +29,12 @@ pub enum DatasetSpec {
     Folder(PathBuf),
 }
 
+impl DatasetSpec {
+    /// The names [`FromStr`] reads, for help and error texts.
+    pub const NAMES: &'static str =
+        "mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH";
+}
+
 impl FromStr for DatasetSpec {
     type Err = String;
 
@@ -46,7 +52,8 @@ impl FromStr for DatasetSpec {
             "cifar100" | "cifar-100" => Ok(DatasetSpec::Cifar100),
             "cifar100-coarse" => Ok(DatasetSpec::Cifar100Coarse),
             other => Err(format!(
-                "unknown dataset `{other}`; expected mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH"
+                "unknown dataset `{other}`; expected {}",
+                DatasetSpec::NAMES
             )),
         }
     }

@@ -783,19 +783,7 @@ pub enum Preset {
     Imagenet,
 }
 
-impl std::str::FromStr for Preset {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Preset::None),
-            "cifar" => Ok(Preset::Cifar),
-            "imagenet" => Ok(Preset::Imagenet),
-            other => Err(format!(
-                "unknown augmentation preset `{other}` (none, cifar, imagenet)"
-            )),
-        }
-    }
-}
+crate::named_enum!(Preset => "augmentation preset");
 
 impl Preset {
     /// Training transforms producing `size` images normalised with `stats`.

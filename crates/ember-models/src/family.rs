@@ -15,25 +15,24 @@
 //! | which layers are the classifier head?  | fine-tuning, weight loading       | [`Family::head`] |
 //! | which stages freeze, bottom up?        | `--freeze stages:K`               | [`Family::stages`] |
 //! | how does torchvision name its weights? | `--layout torchvision`            | [`Family::torchvision_keys`] |
-//! | what are its feature maps?             | `ember viz`, taps                 | [`ZooNetwork::forward_tapped`] |
+//! | what are its feature maps?             | `ember viz`, taps                 | [`Network::forward_tapped`] |
 //!
 //! The registry ([`crate::registry`]) is the list of families; adding one is a new file in
 //! `zoo/` plus its line in that list (see `docs/architecture.md`).
 
-use crate::registry::ModelError;
+use crate::error::ModelError;
+use crate::network::Network;
 use crate::summary::Describe;
-use crate::taps::Taps;
 use crate::transfer::KeyTable;
 use burn::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// A network of the zoo: logits from images, its feature maps on request, and a layer-by-layer
-/// description for summaries.
-pub trait ZooNetwork: Module + Describe {
-    /// `[N, C, H, W]` images to `[N, classes]` logits, handing intermediate outputs to `taps`.
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2>;
-}
+/// A network of the zoo: a [`Network`] (logits, feature maps on request) with a layer-by-layer
+/// description for summaries. Every `Network + Describe` is one.
+pub trait ZooNetwork: Network + Describe {}
+
+impl<T: Network + Describe> ZooNetwork for T {}
 
 /// One registered model of a family: `resnet18_cifar` is a [`ResNetConfig`](crate::zoo::resnet::ResNetConfig)
 /// with basic blocks `[2, 2, 2, 2]` and the CIFAR stem.
@@ -328,7 +327,7 @@ macro_rules! families {
                 images: burn::tensor::Tensor<4>,
                 taps: &mut $crate::taps::Taps,
             ) -> burn::tensor::Tensor<2> {
-                match self { $(Model::$mv(m) => $crate::family::ZooNetwork::forward_tapped(m, images, taps),)* }
+                match self { $(Model::$mv(m) => $crate::network::Network::forward_tapped(m, images, taps),)* }
             }
         }
 

@@ -17,8 +17,10 @@
 
 pub mod activation;
 pub mod blocks;
+pub mod error;
 pub mod family;
 pub mod init;
+pub mod network;
 pub mod registry;
 pub mod summary;
 pub mod taps;
@@ -27,6 +29,7 @@ pub mod zoo;
 
 pub use activation::Activation;
 pub use init::InitScheme;
+pub use network::Network;
 pub use registry::{Model, ModelConfig, ModelError};
 pub use summary::{Describe, LayerRow, ParamPath, Summary, SummaryError, count_params};
 pub use taps::Taps;

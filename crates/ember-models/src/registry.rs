@@ -10,22 +10,7 @@ use crate::summary::{Summary, SummaryError, summarize};
 use crate::zoo::TaggedConfig;
 use burn::prelude::*;
 
-/// Errors of the registry.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ModelError {
-    /// The name is not in the registry.
-    #[error("unknown model `{name}`{hint}; `ember summary --list` lists them all")]
-    UnknownModel {
-        /// The name asked for.
-        name: String,
-        /// ", did you mean `x`?" or empty.
-        hint: String,
-    },
-    /// The configuration cannot be built.
-    #[error("invalid model configuration: {0}")]
-    InvalidConfig(String),
-}
-
+pub use crate::error::ModelError;
 pub use crate::zoo::{Model, ModelConfig};
 
 impl TryFrom<serde_json::Value> for ModelConfig {

@@ -85,6 +85,10 @@ mod tests {
     use super::purge_delay_ms;
     use std::process::Command;
 
+    /// The library sets no allocator; its unit tests run on this one, as the binaries do.
+    #[global_allocator]
+    static ALLOCATOR: super::Allocator = super::Allocator;
+
     /// Run by the test below in a child process whose environment sets the option.
     const CHILD: &str = "allocator::tests::the_environment_still_sets_the_purge_delay";
 

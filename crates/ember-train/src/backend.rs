@@ -102,7 +102,7 @@ impl Backend {
         if self != Backend::Auto {
             return Resolved {
                 backend: self,
-                reason: "chosen with --backend".into(),
+                reason: "chosen with `runtime.backend`".into(),
             };
         }
         let mut why: Vec<String> = Vec::new();
@@ -240,7 +240,7 @@ fn cuda_available() -> Result<(), String> {
     let seen = first.clone();
     std::panic::set_hook(Box::new(move |info| {
         let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get_or_insert_with(|| crate::error::panic_message(info.payload()));
+        seen.get_or_insert_with(|| crate::panics::panic_message(info.payload()));
     }));
     let result = std::panic::catch_unwind(|| {
         let d = Device::cuda(0);
@@ -249,7 +249,7 @@ fn cuda_available() -> Result<(), String> {
     std::panic::set_hook(hook);
     result.map(|_| ()).map_err(|e| {
         let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let message = first.unwrap_or_else(|| crate::error::panic_message(e.as_ref()));
+        let message = first.unwrap_or_else(|| crate::panics::panic_message(e.as_ref()));
         if message.contains("Unable to dynamically load") {
             // cudarc lists some thirty library names it tried; say what they mean.
             "the NVIDIA driver's libcuda.so was not found (no NVIDIA driver on this machine, \

@@ -1,6 +1,10 @@
 //! `ember train`'s flags as a clap `Args` group (feature `cli`), for the `ember` command and for
 //! programs of your own: a flag given overrides the config file's (or a recipe's) value, a
-//! flag left out keeps it. The groups follow [`TrainConfig`]'s sections, one `apply` each.
+//! flag left out keeps it, and `--set section.name=VALUE` reaches every knob, flag or not.
+//!
+//! No flag is written here: each comes from its knob's declaration in
+//! [`config`](crate::config) ([`section!`](crate::section)), with the knob's doc as its help
+//! and its default shown; the value is read as the knob's type reads it from a config file.
 //!
 //! ```no_run
 //! # use clap::Parser;
@@ -9,34 +13,221 @@
 //!     #[command(flatten)]
 //!     train: ember_train::cli::TrainArgs,
 //! }
-//! let recipe = toml::from_str(include_str!("../../../recipes/lenet_mnist.toml")).unwrap();
+//! let recipe = ember_train::TrainConfig::from_toml(include_str!("../../../recipes/lenet_mnist.toml"))
+//!     .unwrap();
 //! let config = Args::parse().train.config_over(recipe)?;
 //! # Ok::<(), ember_train::error::TrainError>(())
 //! ```
 
-use crate::backend::Backend;
-use crate::config::{
-    DataConfig, LoopConfig, Monitor, OptimConfig, OptimizerKind, RuntimeConfig, ScheduleConfig,
-    ScheduleKind, TrainConfig, Tta,
-};
+use crate::config::TrainConfig;
+use crate::config::knob::{self, Flag, Knob, Section};
+use crate::config::{DataConfig, LoopConfig, OptimConfig, RuntimeConfig, ScheduleConfig};
 use crate::error::{Result, TrainError};
-use clap::Args;
+use crate::training::finetune::FinetuneConfig;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use ember_data::DatasetSpec;
-use ember_data::transform::Preset;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
-/// `H,W` (or `HxW`): two positive integers.
-pub fn parse_hw(s: &str) -> std::result::Result<[usize; 2], String> {
-    let dims: Vec<usize> = s
-        .split([',', 'x'])
-        .map(|p| p.trim().parse::<usize>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| format!("`{s}` is not H,W (two positive integers, e.g. 32,32)"))?;
-    match dims[..] {
-        [h, w] if h > 0 && w > 0 => Ok([h, w]),
-        _ => Err(format!(
-            "`{s}` is not H,W (two positive integers, e.g. 32,32)"
-        )),
+/// Which sections a [`KnobFlags`] group turns into flags.
+pub trait FlagSections: 'static {
+    /// Each section: its knobs, its heading, its defaults as text.
+    fn sections() -> Vec<SectionFlags>;
+    /// Whether the group also has `--set PATH=VALUE`.
+    const SET: bool;
+}
+
+/// A section as [`KnobFlags`] needs it.
+pub struct SectionFlags {
+    heading: &'static str,
+    knobs: &'static [Knob],
+    defaults: Vec<(&'static str, Option<String>)>,
+}
+
+impl SectionFlags {
+    fn of<S: Section>() -> Self {
+        Self {
+            heading: S::HEADING,
+            knobs: S::KNOBS,
+            defaults: knob::defaults::<S>(),
+        }
+    }
+}
+
+/// The sections of `ember train`: data, optimizer, schedule, loop, runtime.
+pub struct TrainSections;
+
+impl FlagSections for TrainSections {
+    fn sections() -> Vec<SectionFlags> {
+        vec![
+            SectionFlags::of::<DataConfig>(),
+            SectionFlags::of::<OptimConfig>(),
+            SectionFlags::of::<ScheduleConfig>(),
+            SectionFlags::of::<LoopConfig>(),
+            SectionFlags::of::<RuntimeConfig>(),
+        ]
+    }
+    const SET: bool = true;
+}
+
+/// The `[finetune]` section, for `ember finetune`.
+pub struct FinetuneSection;
+
+impl FlagSections for FinetuneSection {
+    fn sections() -> Vec<SectionFlags> {
+        vec![SectionFlags::of::<FinetuneConfig>()]
+    }
+    const SET: bool = false;
+}
+
+/// The flags of every flagged knob of some sections, and `--set`: what the user gave, in the
+/// order the knobs are declared (then `--set`s in the order given).
+pub struct KnobFlags<S: FlagSections> {
+    given: Vec<(&'static Knob, String)>,
+    sets: Vec<String>,
+    sections: PhantomData<S>,
+}
+
+impl<S: FlagSections> KnobFlags<S> {
+    /// The text given for the knob at `path` (`runtime.out`), if any.
+    pub fn get(&self, path: &str) -> Option<&str> {
+        let flagged = self.given.iter().rev().find(|(k, _)| k.path == path);
+        let set = self.sets.iter().rev().find_map(|s| {
+            let (p, v) = s.split_once('=')?;
+            (TrainConfig::sectioned_path(p.trim()) == path).then_some(v)
+        });
+        set.or(flagged.map(|(_, v)| v.as_str()))
+    }
+
+    /// Gives the knob at `path` this text, as if its flag had been given.
+    pub fn insert(&mut self, path: &str, value: impl Into<String>) -> Result<()> {
+        let knob = TrainConfig::knob(path)
+            .ok_or_else(|| TrainError::Config(format!("no knob `{path}`")))?;
+        self.given.retain(|(k, _)| k.path != knob.path);
+        self.given.push((knob, value.into()));
+        Ok(())
+    }
+
+    /// Checks that the text of every flag given reads as its knob's type.
+    pub fn check(&self) -> Result<()> {
+        self.apply_to_table(&mut toml::Table::new())
+    }
+
+    /// Applies the flags given to a config table (sections at the top).
+    pub fn apply_to_table(&self, table: &mut toml::Table) -> Result<()> {
+        for (knob, raw) in &self.given {
+            knob.set_in(table, raw).map_err(|e| bad_flag(knob, e))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the flags given, then the `--set`s, to a config.
+    pub fn apply(&self, config: &mut TrainConfig) -> Result<()> {
+        let mut table = config.to_table()?;
+        self.apply_to_table(&mut table)?;
+        *config = TrainConfig::from_table(table).map_err(TrainError::Config)?;
+        for set in &self.sets {
+            let (path, value) = set.split_once('=').ok_or_else(|| {
+                TrainError::Config(format!(
+                    "--set takes PATH=VALUE (e.g. optim.lr=0.05), got `{set}`"
+                ))
+            })?;
+            config.set(path.trim(), value.trim())?;
+        }
+        Ok(())
+    }
+}
+
+/// The error of a flag whose text its knob's type does not read.
+fn bad_flag(knob: &Knob, e: String) -> TrainError {
+    let e = e.strip_prefix(&format!("{}: ", knob.path)).unwrap_or(&e);
+    let name = knob.flag.name().unwrap_or(knob.path);
+    TrainError::Config(format!("--{name}: {e}"))
+}
+
+/// `--help` text of a knob: its doc's first paragraph, with the default.
+fn help(knob: &Knob, default: Option<&String>) -> (String, String) {
+    let lines: Vec<&str> = knob.doc.lines().map(str::trim).collect();
+    let short = lines
+        .split(|l| l.is_empty())
+        .next()
+        .unwrap_or_default()
+        .join(" ");
+    let long = lines.join("\n");
+    let with_default = |s: String| match (default, knob.flag) {
+        (Some(d), Flag::Value(_)) if !d.is_empty() => format!("{s} [default: {d}]"),
+        _ => s,
+    };
+    (with_default(short), with_default(long))
+}
+
+impl<S: FlagSections> Args for KnobFlags<S> {
+    fn augment_args(mut cmd: Command) -> Command {
+        for section in S::sections() {
+            cmd = cmd.next_help_heading(section.heading);
+            for (knob, (_, default)) in section.knobs.iter().zip(&section.defaults) {
+                let Some(name) = knob.flag.name() else {
+                    continue;
+                };
+                let (short, long) = help(knob, default.as_ref());
+                let arg = Arg::new(knob.path).long(name).help(short).long_help(long);
+                cmd = cmd.arg(match knob.flag {
+                    Flag::Value(_) => arg
+                        .value_name(knob.name.to_ascii_uppercase())
+                        .action(ArgAction::Set),
+                    _ => arg.action(ArgAction::SetTrue),
+                });
+            }
+        }
+        if S::SET {
+            cmd = cmd.next_help_heading("Any knob").arg(
+                Arg::new("set")
+                    .long("set")
+                    .value_name("PATH=VALUE")
+                    .action(ArgAction::Append)
+                    .help("Set any config knob: --set optim.lr=0.05, --set loop.lookahead.every=5, --set model_options.width_divisor=4 (after the flags; repeatable)"),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<S: FlagSections> FromArgMatches for KnobFlags<S> {
+    fn from_arg_matches(m: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let mut flags = Self {
+            given: Vec::new(),
+            sets: Vec::new(),
+            sections: PhantomData,
+        };
+        flags.update_from_arg_matches(m)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> std::result::Result<(), clap::Error> {
+        for section in S::sections() {
+            for knob in section.knobs {
+                let value = match knob.flag {
+                    Flag::None => None,
+                    Flag::Value(_) => m.get_one::<String>(knob.path).cloned(),
+                    Flag::On(_) => m.get_flag(knob.path).then(|| "true".to_string()),
+                    Flag::Off(_) => m.get_flag(knob.path).then(|| "false".to_string()),
+                };
+                if let Some(v) = value {
+                    self.given.retain(|(k, _)| k.path != knob.path);
+                    self.given.push((knob, v));
+                }
+            }
+        }
+        if S::SET
+            && let Some(sets) = m.get_many::<String>("set")
+        {
+            self.sets.extend(sets.cloned());
+        }
+        Ok(())
     }
 }
 
@@ -52,299 +243,9 @@ pub struct TrainArgs {
     /// Zoo model name (`ember summary --list`).
     #[arg(long)]
     pub model: Option<String>,
-    #[command(flatten, next_help_heading = "Data")]
-    pub data: DataArgs,
-    #[command(flatten, next_help_heading = "Optimizer")]
-    pub optim: OptimArgs,
-    #[command(flatten, next_help_heading = "Learning-rate schedule")]
-    pub schedule: ScheduleArgs,
-    #[command(flatten, next_help_heading = "Training loop")]
-    pub train_loop: LoopArgs,
-    #[command(flatten, next_help_heading = "Runtime")]
-    pub runtime: RuntimeArgs,
-}
-
-/// `ember train` flags of the `[data]` section ([`DataConfig`]).
-#[derive(Args)]
-pub struct DataArgs {
-    /// mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH.
-    #[arg(long)]
-    pub dataset: Option<DatasetSpec>,
-    /// Folder holding the dataset (default: $EMBER_DATA_DIR/<name> or ~/.cache/ember/<name>).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Fraction of the training set held out for validation (0 for none).
-    #[arg(long)]
-    pub val_split: Option<f64>,
-    /// Train on only N images of the training split (quick experiments).
-    #[arg(long)]
-    pub train_limit: Option<usize>,
-    /// Keep only these classes, relabelled 0..k: `5,6,7` or `5-9`.
-    #[arg(long, value_name = "LIST")]
-    pub classes: Option<String>,
-    /// Train on at most N images per class (few-shot fine-tuning).
-    #[arg(long)]
-    pub per_class: Option<usize>,
-    /// Resize images to H,W (e.g. 224 for AlexNet on Fashion-MNIST).
-    #[arg(long, value_parser = parse_resize)]
-    pub resize: Option<[usize; 2]>,
-    /// Training augmentation: none, cifar or imagenet.
-    #[arg(long)]
-    pub augment: Option<Preset>,
-    /// Cutout after the augmentation: zero a random NxN square (16 for CIFAR; 0 = off).
-    #[arg(long, value_name = "N")]
-    pub cutout: Option<usize>,
-}
-
-impl DataArgs {
-    /// Overrides the section with the flags given.
-    pub fn apply(&self, c: &mut DataConfig) -> Result<()> {
-        if let Some(v) = &self.dataset {
-            c.dataset = v.clone();
-        }
-        if self.data_dir.is_some() {
-            c.data_dir = self.data_dir.clone();
-        }
-        if let Some(v) = &self.val_split {
-            c.val_split = *v;
-        }
-        if self.train_limit.is_some() {
-            c.train_limit = self.train_limit;
-        }
-        if let Some(list) = &self.classes {
-            c.classes =
-                Some(ember_data::split::parse_class_list(list).map_err(TrainError::Config)?);
-        }
-        if self.per_class.is_some() {
-            c.per_class = self.per_class;
-        }
-        if self.resize.is_some() {
-            c.resize = self.resize;
-        }
-        if let Some(v) = &self.augment {
-            c.augment = *v;
-        }
-        if let Some(v) = &self.cutout {
-            c.cutout = *v;
-        }
-        Ok(())
-    }
-}
-
-/// `ember train` flags of the `[optim]` section ([`OptimConfig`]).
-#[derive(Args)]
-pub struct OptimArgs {
-    /// sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw.
-    #[arg(long)]
-    pub optimizer: Option<OptimizerKind>,
-    /// Learning rate (the peak for one-cycle and warm-up schedules).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Momentum for SGD and RMSProp (default 0.9 for momentum/nesterov, else 0).
-    #[arg(long)]
-    pub momentum: Option<f64>,
-    /// Nesterov momentum (with --optimizer sgd).
-    #[arg(long)]
-    pub nesterov: bool,
-    /// L2 penalty (decoupled for AdamW).
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// No weight decay on biases and batch-norm parameters (timm's rule: rank-1 parameters).
-    #[arg(long)]
-    pub no_decay_norm_bias: bool,
-    /// Clip each parameter's gradient to this L2 norm.
-    #[arg(long)]
-    pub grad_clip: Option<f64>,
-}
-
-impl OptimArgs {
-    /// Overrides the section with the flags given.
-    pub fn apply(&self, c: &mut OptimConfig) -> Result<()> {
-        if let Some(v) = &self.optimizer {
-            c.optimizer = *v;
-        }
-        if let Some(v) = &self.lr {
-            c.lr = *v;
-        }
-        if self.momentum.is_some() {
-            c.momentum = self.momentum;
-        }
-        if self.nesterov {
-            c.nesterov = true;
-        }
-        if let Some(v) = &self.weight_decay {
-            c.weight_decay = *v;
-        }
-        if self.no_decay_norm_bias {
-            c.no_decay_norm_bias = true;
-        }
-        if self.grad_clip.is_some() {
-            c.grad_clip = self.grad_clip;
-        }
-        Ok(())
-    }
-}
-
-/// `ember train` flags of the `[schedule]` section ([`ScheduleConfig`]).
-#[derive(Args)]
-pub struct ScheduleArgs {
-    /// constant, step, exponential, cosine, warmup-cosine, one-cycle (the learning rate
-    /// only: unlike PyTorch's OneCycleLR, momentum is not cycled).
-    #[arg(long)]
-    pub schedule: Option<ScheduleKind>,
-    /// Step decay: epochs between decays.
-    #[arg(long)]
-    pub step_size: Option<usize>,
-    /// Step/exponential decay factor.
-    #[arg(long)]
-    pub gamma: Option<f64>,
-    /// Warm-up length in epochs for warmup-cosine (default 1).
-    #[arg(long)]
-    pub warmup_epochs: Option<f64>,
-}
-
-impl ScheduleArgs {
-    /// Overrides the section with the flags given.
-    pub fn apply(&self, c: &mut ScheduleConfig) -> Result<()> {
-        if let Some(v) = &self.schedule {
-            c.kind = *v;
-        }
-        if let Some(v) = &self.step_size {
-            c.step_size = *v;
-        }
-        if let Some(v) = &self.gamma {
-            c.gamma = *v;
-        }
-        if let Some(v) = &self.warmup_epochs {
-            c.warmup_epochs = *v;
-        }
-        Ok(())
-    }
-}
-
-/// `ember train` flags of the `[loop]` section ([`LoopConfig`]).
-#[derive(Args)]
-pub struct LoopArgs {
-    /// Passes over the training set (default 10); a fraction (9.9) ends the run part-way
-    /// through its last epoch.
-    #[arg(long, value_parser = parse_epochs)]
-    pub epochs: Option<f64>,
-    /// Images per batch (default 128).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Label smoothing of the training loss, e.g. 0.1 (validation uses plain cross-entropy).
-    #[arg(long, value_name = "EPS")]
-    pub label_smoothing: Option<f64>,
-    /// Stop when the monitored validation metric has not improved for N epochs.
-    #[arg(long)]
-    pub early_stop_patience: Option<usize>,
-    /// val_accuracy or val_loss.
-    #[arg(long)]
-    pub monitor: Option<Monitor>,
-    /// Test-time augmentation of the final report: none, flip (image and mirror averaged) or
-    /// flip-translate (airbench's six views).
-    #[arg(long)]
-    pub tta: Option<Tta>,
-    /// Seed of initialisation, split, shuffles, augmentation and dropout (default 42).
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-impl LoopArgs {
-    /// Overrides the section with the flags given.
-    pub fn apply(&self, c: &mut LoopConfig) -> Result<()> {
-        if let Some(v) = self.epochs {
-            c.epochs = v.ceil() as usize;
-            c.fractional_epochs = (v.fract() != 0.0).then_some(v);
-        }
-        if let Some(v) = &self.batch_size {
-            c.batch_size = *v;
-        }
-        if let Some(v) = &self.label_smoothing {
-            c.label_smoothing = *v;
-        }
-        if self.early_stop_patience.is_some() {
-            c.early_stop_patience = self.early_stop_patience;
-        }
-        if let Some(v) = &self.monitor {
-            c.monitor = *v;
-        }
-        if let Some(v) = &self.tta {
-            c.tta = *v;
-        }
-        if let Some(v) = &self.seed {
-            c.seed = *v;
-        }
-        Ok(())
-    }
-}
-
-/// A number of epochs: a whole number, or a fraction of one more.
-fn parse_epochs(s: &str) -> std::result::Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("--epochs takes a number of epochs (10, or 9.9), got `{s}`"))?;
-    if v > 0.0 && v <= 1e6 {
-        Ok(v)
-    } else {
-        Err(format!("--epochs must be in (0, 1e6], got {s}"))
-    }
-}
-
-/// `ember train` flags of the `[runtime]` section ([`RuntimeConfig`]).
-#[derive(Args)]
-pub struct RuntimeArgs {
-    /// auto (a GPU backend if a GPU is there, else flex), flex, ndarray, wgpu or cuda.
-    #[arg(long)]
-    pub backend: Option<Backend>,
-    /// Devices for Burn's data-parallel training.
-    #[arg(long)]
-    pub devices: Option<usize>,
-    /// Loader worker threads.
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// Run directory.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Seconds between progress lines (without the dashboard).
-    #[arg(long)]
-    pub log_every: Option<f64>,
-    /// Do not record per-layer gradient norms and activation statistics.
-    #[arg(long)]
-    pub no_diagnostics: bool,
-}
-
-impl RuntimeArgs {
-    /// Overrides the section with the flags given.
-    pub fn apply(&self, c: &mut RuntimeConfig) -> Result<()> {
-        if let Some(v) = &self.backend {
-            c.backend = *v;
-        }
-        if let Some(v) = &self.devices {
-            c.devices = *v;
-        }
-        if let Some(v) = &self.workers {
-            c.workers = *v;
-        }
-        if let Some(v) = &self.out {
-            c.out = v.clone();
-        }
-        if let Some(v) = &self.log_every {
-            c.log_every_secs = *v;
-        }
-        if self.no_diagnostics {
-            c.diagnostics = false;
-        }
-        Ok(())
-    }
-}
-
-/// `--resize`: `N` (square) or `H,W`.
-fn parse_resize(s: &str) -> Result<[usize; 2], String> {
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok([n, n]),
-        _ => parse_hw(s),
-    }
+    /// Every section's flags, from the knobs' declarations.
+    #[command(flatten)]
+    pub knobs: KnobFlags<TrainSections>,
 }
 
 impl TrainArgs {
@@ -359,7 +260,8 @@ impl TrainArgs {
         self.resolve(Some(recipe))
     }
 
-    fn resolve(&self, recipe: Option<TrainConfig>) -> Result<TrainConfig> {
+    /// The config before validation: the file, the resumed run's or the recipe, then the flags.
+    pub fn unchecked(&self, recipe: Option<TrainConfig>) -> Result<TrainConfig> {
         let given = self.config.is_some() || self.resume.is_some() || recipe.is_some();
         let mut c = match (&self.resume, &self.config, recipe) {
             (Some(dir), _, _) => {
@@ -374,28 +276,71 @@ impl TrainArgs {
         if let Some(m) = &self.model {
             c.model = m.clone();
         }
-        self.data.apply(&mut c.data)?;
-        self.optim.apply(&mut c.optim)?;
-        self.schedule.apply(&mut c.schedule)?;
-        self.train_loop.apply(&mut c.train_loop)?;
-        self.runtime.apply(&mut c.runtime)?;
+        self.knobs.apply(&mut c).map_err(in_flag_terms)?;
         let missing = |m: &str| Err(TrainError::Config(m.to_string()));
         if !given && self.model.is_none() {
             return missing(
                 "give --model NAME (`ember summary --list` lists them) or --config FILE",
             );
         }
-        if !given && self.data.dataset.is_none() {
-            return missing(
-                "give --dataset (mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH) or --config FILE",
-            );
+        if !given && self.knobs.get("data.dataset").is_none() {
+            return missing(&format!(
+                "give --dataset ({}) or --config FILE",
+                DatasetSpec::NAMES
+            ));
         }
-        if !given && self.runtime.out.is_none() {
+        if !given && self.knobs.get("runtime.out").is_none() {
             c.runtime.out = default_run_dir(&c.model, Some(&c.data.dataset), "");
         }
-        c.validate()?;
         Ok(c)
     }
+
+    fn resolve(&self, recipe: Option<TrainConfig>) -> Result<TrainConfig> {
+        let c = self.unchecked(recipe)?;
+        c.validate().map_err(in_flag_terms)?;
+        Ok(c)
+    }
+}
+
+/// A library error in the CLI's words (see [`in_flag_words`]).
+pub fn in_flag_terms(e: TrainError) -> TrainError {
+    match e {
+        TrainError::Knob { path, msg } => {
+            TrainError::Config(in_flag_words(&format!("`{path}` {msg}")))
+        }
+        TrainError::Config(msg) => TrainError::Config(in_flag_words(&msg)),
+        TrainError::Fit(msg) => TrainError::Fit(in_flag_words(&msg)),
+        TrainError::File { path, msg } => TrainError::File {
+            path,
+            msg: in_flag_words(&msg),
+        },
+        other => other,
+    }
+}
+
+/// Library text in the CLI's words: the library names knobs by config path in backticks
+/// (`` `optim.lr` ``, `` `data.resize` = [224, 224] ``, `` `finetune.allow_partial` = true ``),
+/// which a config file or API user reads as written; on the command line each knob with a flag
+/// becomes it (`--lr`, `--resize [224, 224]`, `--allow-partial`).
+pub fn in_flag_words(text: &str) -> String {
+    TrainConfig::knobs().fold(text.to_string(), |t, k| {
+        let quoted = format!("`{}`", k.path);
+        if !t.contains(&quoted) {
+            return t;
+        }
+        match k.flag {
+            Flag::None => t,
+            Flag::Value(f) => t
+                .replace(&format!("{quoted} = "), &format!("--{f} "))
+                .replace(&quoted, &format!("--{f}")),
+            Flag::On(f) => t
+                .replace(&format!("{quoted} = true"), &format!("--{f}"))
+                .replace(&quoted, &format!("--{f}")),
+            Flag::Off(f) => t
+                .replace(&format!("{quoted} = false"), &format!("--{f}"))
+                .replace(&quoted, &format!("--{f}")),
+        }
+    })
 }
 
 /// `runs/MODEL-DATASET{suffix}`, the run directory of a training given no `--out`
@@ -406,3 +351,6 @@ pub fn default_run_dir(model: &str, dataset: Option<&DatasetSpec>, suffix: &str)
         .unwrap_or_default();
     PathBuf::from(format!("runs/{model}-{ds}{suffix}"))
 }
+
+/// `H,W` (or `HxW`): two positive integers (for flags of other commands, e.g. `--input`).
+pub use crate::config::parse_hw;

@@ -1,17 +1,9 @@
 //! What can go wrong before, during and after training, each with the fix when there is one.
 
+use ember_data::DatasetSpec;
 use std::path::PathBuf;
 
-/// The message of a panic's payload (`panic!` with a literal or a formatted string), for the
-/// places that catch a panic and report it: a search trial, the guarded Burn logger, the CUDA
-/// probe and the CLI's panic hook.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into())
-}
+pub use crate::panics::panic_message;
 
 /// An error of `ember-train`.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +20,15 @@ pub enum TrainError {
     /// An option is out of range or contradicts another.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A knob of the config is out of range or contradicts another: `optim.lr must be > 0`.
+    /// Other paths in `msg` are written in backticks, so that the CLI can name them by flag.
+    #[error("invalid configuration: `{path}` {msg}")]
+    Knob {
+        /// The knob's path in the config (`optim.lr`).
+        path: String,
+        /// What is wrong, and the fix.
+        msg: String,
+    },
     /// The model's input does not fit the dataset's images.
     #[error("the model does not fit the data: {0}")]
     Fit(String),
@@ -41,7 +42,7 @@ pub enum TrainError {
     },
     /// The loss became NaN or infinite.
     #[error(
-        "training stopped: the loss became {value} at epoch {epoch}; the weights of the last good epoch are in {}; lower the learning rate (--lr) or clip gradients (--grad-clip)",
+        "training stopped: the loss became {value} at epoch {epoch}; the weights of the last good epoch are in {}; lower the learning rate (`optim.lr`) or clip gradients (`optim.grad_clip`)",
         last_good.display()
     )]
     NonFinite {
@@ -55,6 +56,9 @@ pub enum TrainError {
     /// Burn's training loop reported an error.
     #[error("training failed: {0}")]
     Training(String),
+    /// A split of a run cannot be scored.
+    #[error(transparent)]
+    Split(#[from] SplitError),
 }
 
 impl TrainError {
@@ -69,3 +73,23 @@ impl TrainError {
 
 /// Result with [`TrainError`].
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Why a split of a run cannot be scored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SplitError {
+    /// The run is on one folder and held out nothing, so it has neither split to score.
+    #[error(
+        "the run held out no validation images and its dataset {0} is one folder (no test split); score a separate folder"
+    )]
+    NoValidation(DatasetSpec),
+    /// The validation split means the run's own held-out images.
+    #[error(
+        "the validation split is the images the run held out; of another dataset score the test or train split"
+    )]
+    ValidationOfAnotherDataset,
+    /// A run on one folder has no test split: its test and train are the whole folder.
+    #[error(
+        "the run's dataset {0} is one folder with no test split (its test and train would be the whole folder, training images included); score the validation images the run held out, or a separate test folder"
+    )]
+    NoTestSplit(DatasetSpec),
+}

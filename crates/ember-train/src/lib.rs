@@ -16,39 +16,40 @@
 //! println!("{:?}", outcome.report.map(|r| r.accuracy));
 //! # Ok::<(), ember_train::error::TrainError>(())
 //! ```
+//!
+//! The process's allocator is the binary's choice: the `ember` command and the examples set
+//! [`allocator::Allocator`] (mimalloc, which keeps freed memory for reuse, the way a training
+//! loop needs; feature `mimalloc`) as their `#[global_allocator]`; a program of yours may too:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static ALLOCATOR: ember_train::allocator::Allocator = ember_train::allocator::Allocator;
+//! ```
 
-/// The process's allocator wherever ember-train is linked (feature `mimalloc`, on by default):
-/// mimalloc, which keeps freed memory for reuse, the way a training loop needs
-/// ([`allocator`]). Turn the feature off to choose your own allocator.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: allocator::Allocator = allocator::Allocator;
+// The bottom floor: what everything else names.
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod events;
+pub(crate) mod panics;
 
-pub mod adadelta;
+// The wings, each on the floors below it; their modules keep their short paths
+// (`ember_train::weights`, `ember_train::trainer`).
+pub mod inspect;
+pub mod store;
+pub mod training;
+
+pub use inspect::{ensemble, eval, plot, predict, viz};
+pub use store::{run, weights};
+pub use training::{adadelta, classifier, diagnostics, finetune, logger, optim, schedule, trainer};
+
+// On top: search runs trainings.
+pub mod search;
+
 #[cfg(feature = "mimalloc")]
 pub mod allocator;
-pub mod backend;
-pub mod classifier;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod config;
-pub mod diagnostics;
-pub mod ensemble;
-pub mod error;
-pub mod eval;
-pub mod finetune;
-pub mod guard;
-pub mod logger;
-pub mod optim;
-pub mod plot;
-pub mod predict;
-pub mod renderer;
-pub mod run;
-pub mod schedule;
-pub mod search;
-pub mod trainer;
-pub mod viz;
-pub mod weights;
 
 pub use backend::{Backend, BackendError};
 pub use classifier::{Classifier, Network};

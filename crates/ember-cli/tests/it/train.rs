@@ -113,7 +113,7 @@ fn train_then_eval_then_predict() {
         .assert()
         .failure();
     let stderr = String::from_utf8_lossy(&bad.get_output().stderr);
-    assert!(stderr.contains("best, final"), "{stderr}");
+    assert!(stderr.contains("`best` or `final`"), "{stderr}");
 
     // predict: a digit the model gets right comes out on top.
     let png = dir.path().join("digit.png");

@@ -110,6 +110,14 @@ fn mnist_bad_inputs_are_typed_errors_naming_the_file() {
         e.to_string().contains("expected [count, rows, cols]"),
         "{e}"
     );
+    // images of zero pixels (a header that declares 0 rows): an error, not an index panic
+    std::fs::write(&images, encode_idx(&[4, 0, 28], &[])).unwrap();
+    std::fs::write(&labels, encode_idx(&[4], &[1, 2, 3, 4])).unwrap();
+    let e = MnistDataset::from_files(&images, &labels, MnistVariant::Digits).unwrap_err();
+    assert!(
+        matches!(e, DataError::BadFormat { .. }) && e.to_string().contains("0x28 pixels"),
+        "{e}"
+    );
     // a corrupt gzip
     std::fs::write(&images, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
     let e = MnistDataset::from_files(&images, &labels, MnistVariant::Digits).unwrap_err();

@@ -23,7 +23,7 @@
 //! ([`whitening_filters`]) before the first step.
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig, ConvPoolBnAct, ConvPoolBnActConfig};
-use crate::family::{Family, Variant, ZooNetwork, family_basics, named_stages};
+use crate::family::{Family, Variant, family_basics, named_stages};
 use crate::init::{identity_init, whitening_filters};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -247,8 +247,4 @@ impl Family for AirbenchConfig {
     }
 }
 
-impl ZooNetwork for Airbench {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        Airbench::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(Airbench);

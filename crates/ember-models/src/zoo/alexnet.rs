@@ -1,7 +1,7 @@
 //! AlexNet (Krizhevsky et al. 2012) in torchvision's single-GPU layout (64-192-384-256-256
 //! channels), with the paper's local response normalisation as an option.
 
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::family::{check_dropout, named_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -211,8 +211,4 @@ impl Family for AlexNetConfig {
     }
 }
 
-impl ZooNetwork for AlexNet {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        AlexNet::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(AlexNet);

@@ -5,7 +5,7 @@
 //! RegNetX-32 is d2l's small member of it.
 
 use crate::blocks::{Bottleneck, ConvBnAct, ConvBnActConfig, describe_all};
-use crate::family::{Family, Variant, ZooNetwork, family_basics, numbered_stages};
+use crate::family::{Family, Variant, family_basics, numbered_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
@@ -241,8 +241,4 @@ impl Family for AnyNetConfig {
     }
 }
 
-impl ZooNetwork for AnyNet {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        AnyNet::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(AnyNet);

@@ -3,7 +3,7 @@
 
 use super::Stem;
 use crate::family::check_dropout;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
@@ -440,8 +440,4 @@ impl Family for DenseNetConfig {
     }
 }
 
-impl ZooNetwork for DenseNet {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        DenseNet::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(DenseNet);

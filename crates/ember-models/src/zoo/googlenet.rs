@@ -3,7 +3,7 @@
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all, forward_all};
 use crate::family::check_dropout;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
@@ -399,8 +399,4 @@ impl Family for GoogLeNetConfig {
     }
 }
 
-impl ZooNetwork for GoogLeNet {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        GoogLeNet::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(GoogLeNet);

@@ -2,7 +2,7 @@
 //! and its modern form with ReLU, max pooling and optionally batch norm ("BN-LeNet").
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig};
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
 use crate::{Activation, InitScheme};
@@ -243,8 +243,4 @@ impl Family for LeNetConfig {
     }
 }
 
-impl ZooNetwork for LeNet {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        LeNet::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(LeNet);

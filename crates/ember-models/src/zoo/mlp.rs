@@ -1,6 +1,6 @@
 //! Softmax regression and the multilayer perceptron: the dense baselines CNNs are compared with.
 
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::family::{check_dropout, numbered_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -140,8 +140,4 @@ impl Family for MlpConfig {
     }
 }
 
-impl ZooNetwork for Mlp {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        Mlp::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(Mlp);

@@ -1,7 +1,7 @@
 //! Network in Network (Lin et al. 2013): each block is a k x k convolution followed by two 1x1
 //! convolutions (a per-pixel MLP across channels); global average pooling replaces dense layers.
 
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::family::{check_dropout, numbered_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -208,8 +208,4 @@ impl Family for NinConfig {
     }
 }
 
-impl ZooNetwork for Nin {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        Nin::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(Nin);

@@ -6,7 +6,7 @@ use super::Stem;
 pub use crate::blocks::{BasicBlock, BasicBlockConfig, Bottleneck, BottleneckConfig};
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
 use crate::family::named_stages;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
@@ -379,8 +379,4 @@ impl Family for ResNetConfig {
     }
 }
 
-impl ZooNetwork for ResNet {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        ResNet::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(ResNet);

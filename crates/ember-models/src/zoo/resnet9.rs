@@ -17,7 +17,7 @@
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig};
 use crate::family::named_stages;
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
 use crate::taps::Taps;
@@ -203,8 +203,4 @@ impl Family for ResNet9Config {
     }
 }
 
-impl ZooNetwork for ResNet9 {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        ResNet9::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(ResNet9);

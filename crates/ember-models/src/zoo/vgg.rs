@@ -1,7 +1,7 @@
 //! VGG (Simonyan & Zisserman 2014): repeated blocks of 3x3 convolutions and a 2x2 max pool.
 
 use crate::blocks::{ConvBnAct, ConvBnActConfig, describe_all};
-use crate::family::{Family, Variant, ZooNetwork, family_basics};
+use crate::family::{Family, Variant, family_basics};
 use crate::family::{check_dropout, numbered_stages};
 use crate::registry::ModelError;
 use crate::summary::{Describe, SummaryError, Tracer};
@@ -286,8 +286,4 @@ impl Family for VggConfig {
     }
 }
 
-impl ZooNetwork for Vgg {
-    fn forward_tapped(&self, images: Tensor<4>, taps: &mut Taps) -> Tensor<2> {
-        Vgg::forward_tapped(self, images, taps)
-    }
-}
+crate::network::zoo_network!(Vgg);

@@ -14,10 +14,10 @@ pub mod space;
 
 use crate::config::{Monitor, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::logger::{EpochHook, EpochRecord};
-use crate::plot::{Axes, Series, palette, panels_png};
-use crate::run::{RunDir, write_atomic};
-use crate::trainer;
+use crate::inspect::plot::{Axes, Series, palette, panels_png};
+use crate::store::run::{RunDir, write_atomic};
+use crate::training::logger::{EpochHook, EpochRecord};
+use crate::training::trainer;
 use prune::Prune;
 use sampler::{Observation, Strategy, suggest};
 use serde::{Deserialize, Serialize};
@@ -565,7 +565,7 @@ fn worker(
             run_trial(space, options, dir, shared, id, &params, train)
         }))
         .unwrap_or_else(|payload| {
-            let message = crate::error::panic_message(payload.as_ref());
+            let message = crate::panics::panic_message(payload.as_ref());
             Err(TrainError::Training(format!(
                 "the trial panicked (a bug, please report it): {message}"
             )))
@@ -653,7 +653,7 @@ fn run_trial(
     // A search killed after a trial's last epoch but before it was recorded: read its metrics.
     let records = match run.latest_checkpoint() {
         Some(e) if e >= config.train_loop.epochs && run.metrics().is_file() => {
-            crate::logger::read_metrics(&run.metrics())?
+            crate::training::logger::read_metrics(&run.metrics())?
         }
         _ => train(&config, resume, hook)?.records,
     };

@@ -21,19 +21,7 @@ pub enum Prune {
     Asha,
 }
 
-impl std::str::FromStr for Prune {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Prune::None),
-            "median" => Ok(Prune::Median),
-            "asha" => Ok(Prune::Asha),
-            other => Err(format!(
-                "unknown pruner `{other}`; expected none, median or asha"
-            )),
-        }
-    }
-}
+ember_data::named_enum!(Prune => "pruner");
 
 /// Minimum other trials at an epoch before the median rule acts.
 pub const MEDIAN_MIN_TRIALS: usize = 3;

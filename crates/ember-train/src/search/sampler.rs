@@ -28,22 +28,11 @@ pub enum Strategy {
     /// Independent uniform (log-uniform) draws.
     Random,
     /// Tree-structured Parzen estimator after a few random trials.
+    #[serde(alias = "tpe")]
     Bayes,
 }
 
-impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "grid" => Ok(Strategy::Grid),
-            "random" => Ok(Strategy::Random),
-            "bayes" | "tpe" => Ok(Strategy::Bayes),
-            other => Err(format!(
-                "unknown strategy `{other}`; expected grid, random or bayes"
-            )),
-        }
-    }
-}
+ember_data::named_enum!(Strategy => "strategy");
 
 /// A finished trial as the sampler sees it: larger `score` is better.
 #[derive(Debug, Clone, PartialEq)]

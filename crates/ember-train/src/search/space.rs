@@ -30,7 +30,7 @@
 //! older flat way (`lr`, `epochs`), or, with `model_options.`, any field of the model's config. Grid search takes `steps` values of a float or int knob
 //! (evenly spaced, on the log scale when `log`; default 3) and every value of a choice.
 
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, set_path};
 use crate::error::{Result, TrainError};
 use std::path::Path;
 
@@ -327,26 +327,6 @@ impl Domain {
     }
 }
 
-/// Sets `value` at the dotted `path` of `table` (`model_options.hidden`).
-fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
-    match path.split_once('.') {
-        None => {
-            table.insert(path.to_string(), value);
-        }
-        Some((head, rest)) => {
-            let entry = table
-                .entry(head.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
-            }
-            if let toml::Value::Table(t) = entry {
-                set_path(t, rest, value);
-            }
-        }
-    }
-}
-
 impl Space {
     /// Reads a space file.
     pub fn load(path: &Path) -> Result<Self> {
@@ -427,11 +407,10 @@ impl Space {
         // (`optim.lr`): both are set at the sectioned path, so a knob overrides the base.
         let mut t = TrainConfig::sectioned(self.base.clone()).map_err(TrainError::Config)?;
         for (name, value) in a {
-            set_path(&mut t, &TrainConfig::sectioned_path(name), value.clone());
+            set_path(&mut t, &TrainConfig::sectioned_path(name), value.clone())
+                .map_err(TrainError::Config)?;
         }
-        let config: TrainConfig = toml::Value::Table(t)
-            .try_into()
-            .map_err(|e| TrainError::Config(format!("{e}")))?;
+        let config = TrainConfig::from_table(t).map_err(TrainError::Config)?;
         config.validate()?;
         Ok(config)
     }

@@ -212,7 +212,7 @@ fn bad_fine_tuning_options_fail_before_training() {
         ..FinetuneConfig::default()
     });
     let err = trainer::Training::new(&c).launch().unwrap_err().to_string();
-    assert!(err.contains("--unfreeze-after"), "{err}");
+    assert!(err.contains("`finetune.unfreeze_after`"), "{err}");
     assert!(!out.join("checkpoint").exists());
 
     assert!("stages:x".parse::<Freeze>().is_err());

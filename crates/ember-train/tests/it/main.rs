@@ -1,5 +1,11 @@
 //! ember-train's integration tests, one binary (each file under tests/ would link Burn again).
 
+/// mimalloc, kept warm (feature `mimalloc`, on by default): as the `ember` command runs.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: ember_train::allocator::Allocator = ember_train::allocator::Allocator;
+
+mod config;
 mod corpus;
 mod custom;
 mod finetune;

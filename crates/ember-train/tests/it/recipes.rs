@@ -404,7 +404,7 @@ fn bad_recipe_options_fail_before_training() {
     let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|c: &mut TrainConfig| c.train_loop.epochs = 4),
-            "needs epochs = 3",
+            "needs `loop.epochs` = 3",
         ),
         (
             Box::new(|c: &mut TrainConfig| c.schedule.knots = vec![[0.0, 1.0]]),

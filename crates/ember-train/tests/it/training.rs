@@ -309,7 +309,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--lr",
+            "`optim.lr`",
         ),
         (
             TrainConfig {
@@ -319,7 +319,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--lr",
+            "`optim.lr`",
         ),
         (
             TrainConfig {
@@ -329,7 +329,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--batch-size",
+            "`loop.batch_size`",
         ),
         (
             TrainConfig {
@@ -353,14 +353,14 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--momentum",
+            "`optim.momentum`",
         ),
         (
             TrainConfig {
                 model: "alexnet".into(),
                 ..base.clone()
             },
-            "--resize 224",
+            "`data.resize` = [224, 224]",
         ),
     ];
     // Values that used to reach a panicking std constructor or an unbounded allocation.
@@ -374,7 +374,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--log-every",
+            "`runtime.log_every_secs`",
         ),
         (
             TrainConfig {
@@ -384,7 +384,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--log-every",
+            "`runtime.log_every_secs`",
         ),
         (
             TrainConfig {
@@ -394,7 +394,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--log-every",
+            "`runtime.log_every_secs`",
         ),
         (
             TrainConfig {
@@ -404,7 +404,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--resize",
+            "`data.resize`",
         ),
         (
             TrainConfig {
@@ -414,7 +414,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--workers",
+            "`runtime.workers`",
         ),
         (
             TrainConfig {
@@ -424,7 +424,7 @@ fn bad_configurations_fail_before_training() {
                 },
                 ..base.clone()
             },
-            "--label-smoothing",
+            "`loop.label_smoothing`",
         ),
     ] {
         cases.push((config, needle));
@@ -470,7 +470,7 @@ fn a_diverging_run_stops_with_a_clear_error() {
         matches!(err, TrainError::NonFinite { epoch: 1, .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("--lr"), "{err}");
+    assert!(err.to_string().contains("`optim.lr`"), "{err}");
     assert!(
         !out.join("final.bpk").exists(),
         "no weights written from a diverged run"
@@ -668,7 +668,7 @@ fn refuses_to_write_into_a_directory_it_did_not_make() {
         .launch()
         .unwrap_err();
     assert!(
-        e.to_string().contains("run.json") && e.to_string().contains("another --out"),
+        e.to_string().contains("run.json") && e.to_string().contains("another `runtime.out`"),
         "{e}"
     );
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "my thesis");
@@ -849,11 +849,11 @@ fn every_committed_run_config_still_loads() {
 
 #[test]
 fn flat_and_sectioned_configs_read_the_same() {
-    let flat: TrainConfig = toml::from_str(
+    let flat = TrainConfig::from_toml(
         "model = \"resnet18_cifar\"\ndataset = \"cifar10\"\nlr = 0.05\nschedule = \"cosine\"\nepochs = 30\nbackend = \"flex\"\ncutout = 16\n",
     )
     .unwrap();
-    let sectioned: TrainConfig = toml::from_str(
+    let sectioned = TrainConfig::from_toml(
         "model = \"resnet18_cifar\"\n[data]\ndataset = \"cifar10\"\ncutout = 16\n[optim]\nlr = 0.05\n[schedule]\nkind = \"cosine\"\n[loop]\nepochs = 30\n[runtime]\nbackend = \"flex\"\n",
     )
     .unwrap();
@@ -869,9 +869,10 @@ fn flat_and_sectioned_configs_read_the_same() {
         "{text}"
     );
     assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), flat);
+    assert_eq!(TrainConfig::from_toml(&text).unwrap(), flat);
     // A key given both ways, or one no section knows, is an error that names it.
-    let err = toml::from_str::<TrainConfig>("lr = 0.1\n[optim]\nlr = 0.2\n").unwrap_err();
+    let err = TrainConfig::from_toml("lr = 0.1\n[optim]\nlr = 0.2\n").unwrap_err();
     assert!(err.to_string().contains("`lr` is given twice"), "{err}");
-    let err = toml::from_str::<TrainConfig>("[optim]\nlearning_rate = 0.2\n").unwrap_err();
+    let err = TrainConfig::from_toml("[optim]\nlearning_rate = 0.2\n").unwrap_err();
     assert!(err.to_string().contains("learning_rate"), "{err}");
 }

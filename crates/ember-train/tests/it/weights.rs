@@ -206,7 +206,7 @@ fn weights_that_do_not_fit_are_listed_by_name() {
         err.contains("stem.conv.weight (file [2, 3, 7, 7], model [4, 3, 7, 7])"),
         "{err}"
     );
-    assert!(err.contains("--allow-partial"), "{err}");
+    assert!(err.contains("`finetune.allow_partial` = true"), "{err}");
 
     // Deeper model: the second block of every stage is missing from the file.
     let deeper = ModelConfig::Resnet(

@@ -1,0 +1,301 @@
+//! Learning-rate schedules as closed-form functions of the optimizer step.
+//!
+//! Burn has constant, step, exponential, cosine and linear schedulers but no one-cycle, and its
+//! composed schedulers keep their position in several nested records. One function
+//! `lr_at(step)` covers all seven schedules we offer, makes a resumed run continue exactly
+//! (the record is one number: the step), and lets reports plot the schedule.
+
+use crate::config::{ScheduleKind, TrainConfig};
+use crate::error::Result;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
+use burn::module::{Module, ParamGroup};
+use burn::optim::LearningRate;
+use std::f64::consts::PI;
+
+/// A schedule over a run of `total_steps` optimizer steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Which formula.
+    pub kind: ScheduleKind,
+    /// The base (or peak) learning rate.
+    pub lr: f64,
+    /// Floor of the cosine schedules.
+    pub min_lr: f64,
+    /// Decay factor per `step_size` epochs (step) or per epoch (exponential).
+    pub gamma: f64,
+    /// Epochs between step decays.
+    pub step_size: usize,
+    /// Warm-up steps (`warmup-cosine`).
+    pub warmup_steps: u64,
+    /// Optimizer steps per epoch.
+    pub steps_per_epoch: u64,
+    /// Optimizer steps in the whole run.
+    pub total_steps: u64,
+    /// `piecewise-linear`: `[fraction of the run, factor]` knots.
+    pub knots: Vec<[f64; 2]>,
+    /// The next step.
+    pub step: u64,
+}
+
+impl Schedule {
+    /// The schedule a config asks for, for `steps_per_epoch` steps per epoch.
+    pub fn from_config(config: &TrainConfig, steps_per_epoch: usize) -> Self {
+        let spe = steps_per_epoch.max(1) as u64;
+        Self {
+            kind: config.schedule.kind,
+            lr: config.optim.lr,
+            min_lr: config.schedule.min_lr,
+            gamma: config.schedule.gamma,
+            step_size: config.schedule.step_size.max(1),
+            warmup_steps: (config.schedule.warmup_epochs * spe as f64).round() as u64,
+            steps_per_epoch: spe,
+            total_steps: total_steps(config, steps_per_epoch) as u64,
+            knots: config.schedule.knots.clone(),
+            step: 0,
+        }
+    }
+
+    /// The same schedule with every rate times `factor` (fine-tuning's backbone rate).
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            lr: self.lr * factor,
+            min_lr: self.min_lr * factor,
+            ..self.clone()
+        }
+    }
+
+    /// The learning rate of optimizer step `t` (0-based).
+    pub fn lr_at(&self, t: u64) -> f64 {
+        let epoch = (t / self.steps_per_epoch) as f64;
+        let total = self.total_steps.max(1) as f64;
+        // Cosine from `hi` to `lo` as x goes from 0 to 1: lo + (hi - lo)(1 + cos(pi x)) / 2.
+        let cosine = |hi: f64, lo: f64, x: f64| {
+            lo + (hi - lo) * (1.0 + (PI * x.clamp(0.0, 1.0)).cos()) / 2.0
+        };
+        match self.kind {
+            ScheduleKind::Constant => self.lr,
+            ScheduleKind::Step => {
+                self.lr * self.gamma.powi((epoch as usize / self.step_size) as i32)
+            }
+            ScheduleKind::Exponential => self.lr * self.gamma.powf(epoch),
+            ScheduleKind::Cosine => cosine(self.lr, self.min_lr, t as f64 / total),
+            ScheduleKind::WarmupCosine => {
+                let w = self.warmup_steps.min(self.total_steps);
+                if t < w {
+                    self.lr * (t + 1) as f64 / w as f64
+                } else {
+                    let rest = (self.total_steps - w).max(1) as f64;
+                    cosine(self.lr, self.min_lr, (t - w) as f64 / rest)
+                }
+            }
+            ScheduleKind::PiecewiseLinear => self.lr * piecewise(&self.knots, t, self.total_steps),
+            ScheduleKind::OneCycle => {
+                // PyTorch OneCycleLR: pct_start 0.3, div_factor 25, final_div_factor 1e4.
+                let initial = self.lr / 25.0;
+                let last = initial / 1e4;
+                let up = (0.3 * total - 1.0).max(1.0);
+                let down = (total - 1.0 - up).max(1.0);
+                let t = t as f64;
+                if t <= up {
+                    cosine(self.lr, initial, 1.0 - t / up)
+                } else {
+                    cosine(self.lr, last, (t - up) / down)
+                }
+            }
+        }
+    }
+}
+
+/// The run's learning rates per parameter: the config's schedule for every parameter, the
+/// same scaled by `backbone`'s factor for its group (fine-tuning), and by each
+/// `[[optim.groups]]` entry's `lr_factor` for its parameters of `net` (the last group wins).
+pub fn module_schedule<M: Module>(
+    config: &TrainConfig,
+    net: &M,
+    steps_per_epoch: usize,
+    backbone: Option<(ParamGroup, f64)>,
+) -> Result<ModuleLrScheduler> {
+    let schedule = Schedule::from_config(config, steps_per_epoch);
+    let mut lr = ModuleLrScheduler::new(schedule.clone());
+    if let Some((group, factor)) = backbone {
+        lr = lr.with_group(group, schedule.scaled(factor));
+    }
+    for (group, factor) in crate::training::optim::lr_groups(config, net)? {
+        lr = lr.with_group(group, schedule.scaled(factor));
+    }
+    Ok(lr)
+}
+
+/// Optimizer steps of the whole run at `steps_per_epoch` a full epoch: `epochs` of them, or
+/// `ceil(fractional_epochs * steps_per_epoch)`.
+pub fn total_steps(config: &TrainConfig, steps_per_epoch: usize) -> usize {
+    let spe = steps_per_epoch.max(1);
+    match config.train_loop.fractional_epochs {
+        Some(f) => ((f * spe as f64).ceil() as usize).max(1),
+        None => spe * config.train_loop.epochs.max(1),
+    }
+}
+
+/// The factor at step `t` of `total` of the piecewise-linear function through `knots`
+/// (`[fraction, factor]`, the fractions rising from 0 to 1); a knot at fraction `f` sits at
+/// step `floor(f * total)`, and beyond the last knot the factor stays (`np.interp`).
+pub fn piecewise(knots: &[[f64; 2]], t: u64, total: u64) -> f64 {
+    let at = |f: f64| (f * total as f64).floor();
+    let x = t as f64;
+    let Some(first) = knots.first() else {
+        return 1.0;
+    };
+    if x <= at(first[0]) {
+        return first[1];
+    }
+    for w in knots.windows(2) {
+        let ([f0, y0], [f1, y1]) = (w[0], w[1]);
+        let (x0, x1) = (at(f0), at(f1));
+        if x <= x1 {
+            return if x1 > x0 {
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            } else {
+                y1
+            };
+        }
+    }
+    knots[knots.len() - 1][1]
+}
+
+impl LrScheduler for Schedule {
+    fn step(&mut self) -> LearningRate {
+        let lr = self.lr_at(self.step);
+        self.step += 1;
+        lr
+    }
+
+    fn to_record(&self) -> LrSchedulerRecord {
+        LrSchedulerRecord::new().with_scalar("step", self.step)
+    }
+
+    fn load_record(&mut self, record: LrSchedulerRecord) {
+        if let Some(step) = record.scalar::<u64>("step") {
+            self.step = step;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(kind: ScheduleKind) -> Schedule {
+        let config = TrainConfig {
+            optim: crate::config::OptimConfig {
+                lr: 0.1,
+                ..Default::default()
+            },
+            train_loop: crate::config::LoopConfig {
+                epochs: 10,
+                ..Default::default()
+            },
+            schedule: crate::config::ScheduleConfig {
+                kind,
+                step_size: 3,
+                gamma: 0.5,
+                warmup_epochs: 2.0,
+                ..Default::default()
+            },
+            ..TrainConfig::default()
+        };
+        Schedule::from_config(&config, 100)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn formulas() {
+        let s = schedule(ScheduleKind::Constant);
+        assert!(close(s.lr_at(0), 0.1) && close(s.lr_at(999), 0.1));
+
+        let s = schedule(ScheduleKind::Step);
+        assert!(close(s.lr_at(299), 0.1), "epoch 2 keeps lr");
+        assert!(close(s.lr_at(300), 0.05), "epoch 3 halves it");
+        assert!(close(s.lr_at(600), 0.025));
+
+        let s = schedule(ScheduleKind::Exponential);
+        assert!(close(s.lr_at(0), 0.1) && close(s.lr_at(250), 0.1 * 0.25));
+
+        let s = schedule(ScheduleKind::Cosine);
+        assert!(close(s.lr_at(0), 0.1));
+        assert!(close(s.lr_at(500), 0.05), "half-way is half");
+        assert!(s.lr_at(999) < 1e-5);
+
+        let s = schedule(ScheduleKind::WarmupCosine);
+        assert!(
+            close(s.lr_at(0), 0.1 / 200.0),
+            "warm-up starts at lr / warmup_steps"
+        );
+        assert!(close(s.lr_at(99), 0.05));
+        assert!(close(s.lr_at(199), 0.1) && close(s.lr_at(200), 0.1), "peak");
+        assert!(close(s.lr_at(600), 0.05), "half of the cosine part");
+
+        let s = schedule(ScheduleKind::OneCycle);
+        assert!(close(s.lr_at(0), 0.1 / 25.0));
+        let peak = (0..1000).map(|t| s.lr_at(t)).fold(0.0, f64::max);
+        assert!(close(peak, 0.1));
+        assert!(
+            close(s.lr_at(999), 0.1 / 25.0 / 1e4),
+            "ends at initial / 1e4"
+        );
+    }
+
+    #[test]
+    fn piecewise_linear_is_airbench_np_interp() {
+        // airbench94: np.interp(np.arange(1 + T), [0, int(0.23 T), T], [0.2, 1, 0.07]).
+        let knots = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]];
+        let total = 426u64;
+        let peak = (0.23 * total as f64) as u64; // 97
+        assert!(close(piecewise(&knots, 0, total), 0.2));
+        assert!(close(piecewise(&knots, peak, total), 1.0));
+        let mid = 0.2 + 0.8 * 50.0 / peak as f64;
+        assert!(close(piecewise(&knots, 50, total), mid));
+        let down = 1.0 + (0.07 - 1.0) * (300 - peak) as f64 / (total - peak) as f64;
+        assert!(close(piecewise(&knots, 300, total), down));
+        assert!(close(piecewise(&knots, total, total), 0.07));
+        assert!(
+            close(piecewise(&knots, total + 5, total), 0.07),
+            "flat past the end"
+        );
+
+        let mut s = schedule(ScheduleKind::PiecewiseLinear);
+        s.knots = knots.to_vec();
+        assert!(close(s.lr_at(0), 0.1 * 0.2));
+        assert!(close(s.lr_at(230), 0.1), "the peak at 23% of 1000 steps");
+    }
+
+    #[test]
+    fn fractional_epochs_cut_the_run() {
+        let mut config = TrainConfig::default();
+        config.train_loop.epochs = 10;
+        config.train_loop.fractional_epochs = Some(9.9);
+        // 45,000 images in batches of 1024, the last dropped: 43 steps an epoch.
+        assert_eq!(total_steps(&config, 43), 426);
+        assert_eq!(
+            total_steps(&config, 48),
+            476,
+            "airbench's 476 on 50,000 images"
+        );
+        config.train_loop.fractional_epochs = None;
+        assert_eq!(total_steps(&config, 43), 430);
+    }
+
+    #[test]
+    fn step_and_record_resume_the_position() {
+        let mut a = schedule(ScheduleKind::Cosine);
+        let first: Vec<f64> = (0..250).map(|_| a.step()).collect();
+        assert!(close(first[0], 0.1));
+        let mut b = schedule(ScheduleKind::Cosine);
+        b.load_record(a.to_record());
+        assert_eq!(b.step, 250);
+        assert_eq!(a.step(), b.step());
+    }
+}
