@@ -91,6 +91,15 @@ pub enum Weights {
 ember_data::named_enum!(Weights => "weights");
 
 /// Paths inside a run directory.
+/// Where a run starts ([`RunDir::start_point`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPoint {
+    /// The last epoch done: 0 for a new run, else the checkpoint it resumes from.
+    pub epoch: usize,
+    /// Newer checkpoints that did not read back, newest first, with why.
+    pub damaged: Vec<(usize, String)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunDir {
     /// The directory.
@@ -256,6 +265,45 @@ impl RunDir {
         read::<burn::store::ModuleRecord>(&dir, "model", epoch)?;
         read::<burn::optim::OptimizerRecord>(&dir, "optim", epoch)?;
         read::<burn::optim::lr_scheduler::LrSchedulerRecord>(&dir, "scheduler", epoch)
+    }
+    /// Where a run in this directory starts: epoch 0 for a new run (in a directory that holds
+    /// no run's checkpoints and nothing of the user's), or, resumed, the newest checkpoint
+    /// that reads back (with the damaged newer ones it skipped). A finished run of `epochs`
+    /// is not resumed; one killed after its last checkpoint but before its final weights and
+    /// report were written is (and then trains no epoch).
+    pub fn start_point(&self, epochs: usize, resume: bool) -> Result<StartPoint> {
+        if !resume {
+            if self.latest_checkpoint().is_some() {
+                return Err(TrainError::file(
+                    &self.root,
+                    "already holds a run's checkpoints; continue it with `ember train --resume RUN_DIR` or choose another `runtime.out`",
+                ));
+            }
+            self.ensure_ours()?;
+            return Ok(StartPoint {
+                epoch: 0,
+                damaged: Vec::new(),
+            });
+        }
+        let (newest, damaged) = self.resumable_checkpoint();
+        let epoch = newest.ok_or_else(|| {
+            let why = if damaged.is_empty() {
+                "no complete checkpoint to resume from (model-N, optim-N and scheduler-N .bpk); start a new run instead".to_string()
+            } else {
+                format!(
+                    "no readable checkpoint to resume from ({}); start a new run instead",
+                    damaged.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join("; ")
+                )
+            };
+            TrainError::file(self.checkpoints(), why)
+        })?;
+        let finished = self.final_weights().is_file() && self.root.join("report.json").is_file();
+        if epoch >= epochs && finished {
+            return Err(TrainError::Config(format!(
+                "the run already finished its {epochs} epochs (checkpoint of epoch {epoch}); raise `loop.epochs` to train further"
+            )));
+        }
+        Ok(StartPoint { epoch, damaged })
     }
 
     /// The newest checkpoint whose three files all read back, with the newer ones that did not

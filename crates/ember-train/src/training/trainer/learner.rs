@@ -2,7 +2,7 @@
 //! stopping, the NaN guard, renderers, devices, the schedule and the optimizer.
 
 use super::strategy::StepStrategy;
-use super::{Event, Events, RunData, Tuning};
+use super::{AsItems, Event, Events, RunData, Tuning};
 use crate::config::{Monitor, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::store::run::{AtomicCheckpointer, RunDir};
@@ -24,178 +24,148 @@ use burn::train::{
     ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
     StoppingCondition, SupervisedTraining, TrainingStrategy,
 };
-use ember_data::ClassificationDataset;
-use ember_data::loader::{ImageBatch, ImageLoader};
+use ember_data::loader::{ImageBatch, ImageLoader, LoaderConfig};
 use ember_data::transform::Transform;
+use ember_data::{ClassificationDataset, ImageItem};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What every phase of a run shares: its config, directory, data, devices, events, the
+/// epoch records the logger keeps, and its optimizer steps (per full epoch, and in all).
+pub(crate) struct RunContext<'a> {
+    pub config: &'a TrainConfig,
+    pub run: &'a RunDir,
+    pub data: &'a RunData,
+    pub devices: &'a [Device],
+    pub events: &'a Events,
+    pub records: SharedRecords,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+}
+
+impl<'a> RunContext<'a> {
+    pub fn new(
+        config: &'a TrainConfig,
+        run: &'a RunDir,
+        data: &'a RunData,
+        devices: &'a [Device],
+        events: &'a Events,
+        records: SharedRecords,
+    ) -> Self {
+        // Optimizer (and schedule) steps per epoch. With N devices Burn's multi-device
+        // strategy cuts each epoch into N slices (the last takes the remainder) and makes one
+        // step per round of N batches, one from each slice: as many steps as the largest slice
+        // has batches.
+        let (steps_per_epoch, total_steps) = run_steps(config, data.train.len(), devices.len());
+        Self {
+            config,
+            run,
+            data,
+            devices,
+            events,
+            records,
+            steps_per_epoch,
+            total_steps,
+        }
+    }
+
+    /// The loader of `ds` through `transforms`: shuffled, dropping a short batch and stopping
+    /// part-way as the config says, for training; in order and whole for validation.
+    fn loader(
+        &self,
+        ds: &Arc<dyn ClassificationDataset>,
+        transforms: &[Transform],
+        training: bool,
+    ) -> Result<ImageLoader> {
+        let (l, r) = (&self.config.train_loop, &self.config.runtime);
+        let items: Arc<dyn burn::data::dataset::Dataset<ImageItem>> = Arc::new(AsItems(ds.clone()));
+        let loader = ImageLoader::new(
+            items,
+            transforms.to_vec(),
+            LoaderConfig {
+                batch_size: l.batch_size,
+                shuffle: training,
+                seed: l.seed,
+                workers: r.workers,
+                drop_last: training && l.drop_last,
+                total_batches: (training && l.fractional_epochs.is_some())
+                    .then_some(self.total_steps as u64),
+            },
+            self.devices[0].clone(),
+        )?;
+        Ok(loader)
+    }
+
+    /// The last epoch the records reach (0 before the first).
+    pub fn reached(&self) -> usize {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map_or(0, |r| r.epoch)
+    }
+
+    fn has_validation(&self) -> bool {
+        !self.data.valid.is_empty()
+    }
+}
 
 /// One Learner launch of a run: epochs `start_epoch + 1 ..= end`.
 pub(crate) struct Phase<'a> {
     pub start_epoch: usize,
     pub end: usize,
-    pub records: SharedRecords,
     pub hook: Option<EpochHook>,
     pub tuning: Option<&'a Tuning>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Trains one phase on Burn's Learner; returns the network and the seconds it took.
 pub(crate) fn launch<N: Network>(
-    config: &TrainConfig,
-    run: &RunDir,
+    ctx: &RunContext,
     mut model: Classifier<N>,
     phase: Phase,
-    data: &RunData,
-    devices: &[Device],
-    loader: &dyn Fn(
-        Arc<dyn ClassificationDataset>,
-        Vec<Transform>,
-        bool,
-    ) -> std::result::Result<ImageLoader, ember_data::DataError>,
-    train_items: usize,
-    has_validation: bool,
-    events: &Events,
 ) -> Result<(N, f64)> {
-    let Phase {
-        start_epoch,
-        end,
-        records,
-        hook,
-        tuning,
-    } = phase;
-    let train_loader = loader(data.train.clone(), data.train_transforms.clone(), true)?;
-    train_loader.set_epoch(start_epoch as u64);
-    let valid_loader = loader(data.valid.clone(), data.eval_transforms.clone(), false)?;
-    // Optimizer (and schedule) steps per epoch. With N devices Burn's multi-device strategy
-    // cuts each epoch into N slices (the last takes the remainder) and makes one step per
-    // round of N batches, one from each slice: as many steps as the largest slice has batches.
-    let (steps_per_epoch, total_steps) = run_steps(config, data.train.len(), devices.len());
-    // Four measured steps per epoch: enough for a mean; each costs about a tenth of a second
-    // for LeNet on 2 cores (full MNIST, dev build: 14.4 s per epoch with 8 samples, 13.6 s without).
+    let (config, run) = (ctx.config, ctx.run);
+    // Four measured steps per epoch: enough for a mean, and a small cost (about a tenth of
+    // a second each for LeNet on 2 cores).
     let diagnostics = config
         .runtime
         .diagnostics
-        .then(|| Diagnostics::new(steps_per_epoch.div_ceil(4), &run.root));
+        .then(|| Diagnostics::new(ctx.steps_per_epoch.div_ceil(4), &run.root));
     if let Some(d) = &diagnostics {
         model = model.with_diagnostics(d.clone());
     }
-    let k = data.classes.len().clamp(1, 5);
-    // One metric, one direction, for both the best checkpoint and early stopping.
-    let (best_strategy, early_stopping) = {
-        let condition = StoppingCondition::NoImprovementSince {
-            n_epochs: config.train_loop.early_stop_patience.unwrap_or(1),
-        };
-        let split = MetricSplit::Valid;
-        match config.train_loop.monitor {
-            Monitor::ValAccuracy => {
-                let (m, d) = (AccuracyMetric::new(), Direction::Highest);
-                (
-                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
-                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
-                )
-            }
-            Monitor::ValLoss => {
-                let (m, d) = (LossMetric::new(), Direction::Lowest);
-                (
-                    MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
-                    MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
-                )
-            }
-        }
-    };
-    let mut strategy = ComposedCheckpointingStrategy::builder().add(KeepLastNCheckpoints::new(2));
-    if has_validation {
-        strategy = strategy.add(best_strategy);
-    }
-    let ckpt = run.checkpoints();
-    let interrupter = Interrupter::new();
-    let mut training = SupervisedTraining::new(
-        &run.root,
-        Arc::new(train_loader) as Arc<dyn DataLoader<ImageBatch>>,
-        Arc::new(valid_loader) as Arc<dyn DataLoader<ImageBatch>>,
-    )
-    .metrics((AccuracyMetric::new(), LossMetric::new()))
-    .metric_train_numeric(TopKAccuracyMetric::new(k))
-    .metric_valid_numeric(TopKAccuracyMetric::new(k))
-    .metric_train_numeric(LearningRateMetric::new())
-    .with_metric_logger(
-        Guarded::new(
-            FileMetricLogger::new(&run.root),
-            "Burn's metric log (train/, valid/)",
-        )
-        .with_events(events.clone()),
-    )
-    .with_metric_logger(
-        RunLogger::new(run.metrics(), records.clone(), train_items, has_validation)
-            .with_epoch_items(epoch_items(
-                config,
-                steps_per_epoch,
-                total_steps,
-                train_items,
-            ))
-            .with_diagnostics(diagnostics)
-            .with_hook(hook, interrupter.clone())
-            .with_events(events.clone()),
-    )
-    .with_interrupter(interrupter)
-    .with_custom_checkpointers(
-        AtomicCheckpointer::new(&ckpt, "model"),
-        AtomicCheckpointer::new(&ckpt, "optim"),
-        AtomicCheckpointer::new(&ckpt, "scheduler"),
-    )
-    .with_checkpointing_strategy(strategy.build())
-    .num_epochs(end);
+    let mut training = supervised::<N>(ctx, &phase, diagnostics)?;
     let guard = NonFiniteGuard::new(training.interrupter());
     training = training.metric_train(guard.clone());
-    if config.train_loop.early_stop_patience.is_some() {
-        training = training.early_stopping(early_stopping);
+    if let Some(strategy) = training_strategy(ctx, &model)? {
+        training = training.with_training_strategy(strategy);
     }
-    if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
-        training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
-            config.runtime.log_every_secs,
-        ))));
-    }
-    if devices.len() > 1 {
-        training = training.with_training_strategy(
-            ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice).into(),
-        );
-    } else if config.train_loop.lookahead.is_some() || !config.train_loop.freeze.is_empty() {
-        // What happens between steps needs Ember's loop (Burn's has no hook there).
-        let mut freeze = Vec::new();
-        for f in &config.train_loop.freeze {
-            let ids = crate::training::optim::group_ids(&model.net, &f.params)?;
-            freeze.push((f.epochs, ids.into_iter().collect()));
-        }
-        let strategy = StepStrategy {
-            device: devices[0].clone().autodiff(),
-            steps_per_epoch,
-            total_steps,
-            freeze,
-            lookahead: config.train_loop.lookahead.clone(),
-        };
-        training = training.with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)));
-    }
-    if start_epoch > 0 {
-        training = training.checkpoint(start_epoch);
-        events.emit(Event::Resuming {
+    if phase.start_epoch > 0 {
+        training = training.checkpoint(phase.start_epoch);
+        ctx.events.emit(Event::Resuming {
             run: run.root.clone(),
-            epoch: start_epoch,
+            epoch: phase.start_epoch,
         });
     }
-
     // Discriminative rates of fine-tuning: the backbone follows the same schedule, scaled.
-    let backbone = tuning.filter(|t| t.backbone_lr_factor != 1.0).map(|t| {
-        let ids = crate::training::finetune::backbone_ids(&model.net, &t.head);
-        (ParamGroup::from_ids(ids), t.backbone_lr_factor)
-    });
-    let lr =
-        crate::training::schedule::module_schedule(config, &model.net, steps_per_epoch, backbone)?;
+    let backbone = phase
+        .tuning
+        .filter(|t| t.backbone_lr_factor != 1.0)
+        .map(|t| {
+            let ids = crate::training::finetune::backbone_ids(&model.net, &t.head);
+            (ParamGroup::from_ids(ids), t.backbone_lr_factor)
+        });
+    let lr = crate::training::schedule::module_schedule(
+        config,
+        &model.net,
+        ctx.steps_per_epoch,
+        backbone,
+    )?;
     let optim = crate::training::optim::build_for(config, &model.net)?;
     let started = Instant::now();
     let result = training.launch(Learner::new(model, optim, lr));
     let seconds = started.elapsed().as_secs_f64();
-
     if let Some(value) = guard.tripped() {
         let last = run.latest_checkpoint();
         return Err(TrainError::NonFinite {
@@ -217,6 +187,133 @@ pub(crate) fn launch<N: Network>(
         return Err(TrainError::Training(format!("{e}{way_on}")));
     }
     Ok((result.model.net, seconds))
+}
+
+/// Burn's `SupervisedTraining` of a phase: loaders, metrics, Ember's loggers, atomic
+/// checkpoints (the last two and the best), early stopping, the renderer.
+fn supervised<N: Network>(
+    ctx: &RunContext,
+    phase: &Phase,
+    diagnostics: Option<Diagnostics>,
+) -> Result<SupervisedTraining<Classifier<N>>> {
+    let (config, run, data) = (ctx.config, ctx.run, ctx.data);
+    let train_loader = ctx.loader(&data.train, &data.train_transforms, true)?;
+    train_loader.set_epoch(phase.start_epoch as u64);
+    let valid_loader = ctx.loader(&data.valid, &data.eval_transforms, false)?;
+    let (best, early_stopping) = monitored(config);
+    let mut strategy = ComposedCheckpointingStrategy::builder().add(KeepLastNCheckpoints::new(2));
+    if ctx.has_validation() {
+        strategy = strategy.add(best);
+    }
+    let ckpt = run.checkpoints();
+    let interrupter = Interrupter::new();
+    let items = data.train.len();
+    let k = data.classes.len().clamp(1, 5);
+    let mut training = SupervisedTraining::new(
+        &run.root,
+        Arc::new(train_loader) as Arc<dyn DataLoader<ImageBatch>>,
+        Arc::new(valid_loader) as Arc<dyn DataLoader<ImageBatch>>,
+    )
+    .metrics((AccuracyMetric::new(), LossMetric::new()))
+    .metric_train_numeric(TopKAccuracyMetric::new(k))
+    .metric_valid_numeric(TopKAccuracyMetric::new(k))
+    .metric_train_numeric(LearningRateMetric::new())
+    .with_metric_logger(
+        Guarded::new(
+            FileMetricLogger::new(&run.root),
+            "Burn's metric log (train/, valid/)",
+        )
+        .with_events(ctx.events.clone()),
+    )
+    .with_metric_logger(
+        RunLogger::new(
+            run.metrics(),
+            ctx.records.clone(),
+            items,
+            ctx.has_validation(),
+        )
+        .with_epoch_items(epoch_items(
+            config,
+            ctx.steps_per_epoch,
+            ctx.total_steps,
+            items,
+        ))
+        .with_diagnostics(diagnostics)
+        .with_hook(phase.hook.clone(), interrupter.clone())
+        .with_events(ctx.events.clone()),
+    )
+    .with_interrupter(interrupter)
+    .with_custom_checkpointers(
+        AtomicCheckpointer::new(&ckpt, "model"),
+        AtomicCheckpointer::new(&ckpt, "optim"),
+        AtomicCheckpointer::new(&ckpt, "scheduler"),
+    )
+    .with_checkpointing_strategy(strategy.build())
+    .num_epochs(phase.end);
+    if config.train_loop.early_stop_patience.is_some() {
+        training = training.early_stopping(early_stopping);
+    }
+    if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
+        training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
+            config.runtime.log_every_secs,
+        ))));
+    }
+    Ok(training)
+}
+
+/// The best checkpoint and early stopping, on one metric in one direction (`loop.monitor`).
+fn monitored(config: &TrainConfig) -> (MetricCheckpointingStrategy, MetricEarlyStoppingStrategy) {
+    let condition = StoppingCondition::NoImprovementSince {
+        n_epochs: config.train_loop.early_stop_patience.unwrap_or(1),
+    };
+    let split = MetricSplit::Valid;
+    match config.train_loop.monitor {
+        Monitor::ValAccuracy => {
+            let (m, d) = (AccuracyMetric::new(), Direction::Highest);
+            (
+                MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
+                MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
+            )
+        }
+        Monitor::ValLoss => {
+            let (m, d) = (LossMetric::new(), Direction::Lowest);
+            (
+                MetricCheckpointingStrategy::new(&m, Aggregate::Mean, d, split.clone()),
+                MetricEarlyStoppingStrategy::new(&m, Aggregate::Mean, d, split, condition),
+            )
+        }
+    }
+}
+
+/// The training strategy when Burn's single-device default is not it: Burn's multi-device
+/// one, or Ember's step loop when something happens between steps (lookahead, freezing),
+/// which Burn's loop has no hook for.
+fn training_strategy<N: Network>(
+    ctx: &RunContext,
+    model: &Classifier<N>,
+) -> Result<Option<TrainingStrategy<Classifier<N>>>> {
+    let l = &ctx.config.train_loop;
+    if ctx.devices.len() > 1 {
+        let multi =
+            ExecutionStrategy::multi(ctx.devices.to_vec(), MultiDeviceOptim::OptimMainDevice);
+        return Ok(Some(multi.into()));
+    }
+    if l.lookahead.is_none() && l.freeze.is_empty() {
+        return Ok(None);
+    }
+    let mut freeze = Vec::new();
+    for f in &l.freeze {
+        let ids = crate::training::optim::group_ids(&model.net, &f.params)?;
+        freeze.push((f.epochs, ids.into_iter().collect()));
+    }
+    let strategy = StepStrategy {
+        device: ctx.devices[0].clone().autodiff(),
+        steps_per_epoch: ctx.steps_per_epoch,
+        total_steps: ctx.total_steps,
+        freeze,
+        lookahead: l.lookahead.clone(),
+    };
+    Ok(Some(TrainingStrategy::Custom(Arc::new(strategy))))
 }
 
 /// The best epoch by `monitor`, among epochs with a validation value.

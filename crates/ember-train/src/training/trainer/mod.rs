@@ -170,45 +170,111 @@ impl<'a, N> Training<'a, N> {
 }
 
 impl Training<'_, ZooModel> {
-    /// Trains; returns what the run produced.
+    /// Trains; returns what the run produced. A zoo model is a network built from its
+    /// config, with its family's head, stages and torchvision names for fine-tuning.
     pub fn launch(self) -> Result<TrainOutcome> {
         let config = self.config;
         config.validate()?;
         self.announce_backend();
-        let setup = self.setup();
-        let devices = devices(config.runtime.backend, config.runtime.devices)?;
         let data = load_data(config)?;
-        let model_cfg = model_config(config, data.input, data.classes.len(), &devices[0])?;
+        let device = load_device(config)?;
+        let model_cfg = model_config(config, data.input, data.classes.len(), &device)?;
+        let network = Zoo {
+            transfer: Transfer {
+                head: model_cfg.head(),
+                stages: model_cfg.stages(),
+            },
+            keys: model_cfg.torchvision_keys(),
+            config: model_cfg,
+        };
+        self.launch_network(data, Some(network.config.clone()), &network)
+    }
+}
+
+/// A zoo model as the one launch sees any network.
+struct Zoo {
+    config: ember_models::ModelConfig,
+    transfer: Transfer,
+    keys: Option<ember_models::transfer::KeyTable>,
+}
+
+/// What the one launch needs of a network: how to build it, and where its head and stages
+/// are for fine-tuning.
+trait Buildable {
+    type Net: Network;
+    fn build(&self, info: &RunInfo, device: &Device) -> Result<Self::Net>;
+    fn transfer(&self) -> Option<&Transfer>;
+    fn keys(&self) -> Option<&ember_models::transfer::KeyTable> {
+        None
+    }
+}
+
+impl Buildable for Zoo {
+    type Net = ember_models::Model;
+    fn build(&self, _: &RunInfo, device: &Device) -> Result<Self::Net> {
+        Ok(self.config.init(device)?)
+    }
+    fn transfer(&self) -> Option<&Transfer> {
+        Some(&self.transfer)
+    }
+    fn keys(&self) -> Option<&ember_models::transfer::KeyTable> {
+        self.keys.as_ref()
+    }
+}
+
+impl<M: Network, F: Fn(&RunInfo, &Device) -> Result<M>> Buildable for CustomNetwork<F> {
+    type Net = M;
+    fn build(&self, info: &RunInfo, device: &Device) -> Result<M> {
+        (self.build)(info, device)
+    }
+    fn transfer(&self) -> Option<&Transfer> {
+        self.transfer.as_ref()
+    }
+}
+
+impl<N> Training<'_, N> {
+    /// The one launch: the run's description, then straight to the phases, or through
+    /// fine-tuning's setup (pre-trained weights, a new head, frozen stages) when the config
+    /// has a `[finetune]` table.
+    fn launch_network<B: Buildable>(
+        &self,
+        data: RunData,
+        model_config: Option<ember_models::ModelConfig>,
+        network: &B,
+    ) -> Result<TrainOutcome> {
+        let config = self.config;
+        let setup = self.setup();
         let info = RunInfo {
             model: config.model.clone(),
-            model_config: Some(model_cfg.clone()),
+            model_config,
             input: data.input,
             classes: data.classes.clone(),
             eval_transforms: data.eval_transforms.clone(),
             dataset: config.data.dataset.clone(),
         };
+        let for_build = info.clone();
+        let build = |d: &Device| network.build(&for_build, d);
         let Some(ft) = &config.finetune else {
-            let build = move |d: &Device| model_cfg.init(d).map_err(TrainError::from);
             return phases::train_network(&setup, data, info, build, None);
         };
-        let transfer = Transfer {
-            head: model_cfg.head(),
-            stages: model_cfg.stages(),
-        };
-        let keys = model_cfg.torchvision_keys();
-        let fresh = |d: &Device| Ok(model_cfg.init(d)?);
+        let transfer = network.transfer().ok_or_else(|| {
+            TrainError::Config(format!(
+                "fine-tuning `{}` needs its head and stages: give them with Training::network(build).with_transfer(Transfer {{ head, stages }})",
+                config.model
+            ))
+        })?;
         let (tuning, pretrained) = tuning::prepare(
             config,
             ft,
-            &transfer,
-            keys.as_ref(),
-            &fresh,
+            transfer,
+            network.keys(),
+            &build,
             &data,
-            &devices[0],
+            &load_device(config)?,
             &setup.events,
         )?;
-        let build = move |d: &Device| with_pretrained(model_cfg.init(d)?, pretrained.as_ref());
-        phases::train_network(&setup, data, info, build, Some(&tuning))
+        let start = |d: &Device| with_pretrained(build(d)?, pretrained.as_ref());
+        phases::train_network(&setup, data, info, start, Some(&tuning))
     }
 }
 
@@ -229,43 +295,10 @@ where
 {
     /// Trains; returns what the run produced.
     pub fn launch(self) -> Result<TrainOutcome> {
-        let config = self.config;
-        config.validate_options()?;
+        self.config.validate_options()?;
         self.announce_backend();
-        let setup = self.setup();
-        let data = load_data(config)?;
-        let info = RunInfo {
-            model: config.model.clone(),
-            model_config: None,
-            input: data.input,
-            classes: data.classes.clone(),
-            eval_transforms: data.eval_transforms.clone(),
-            dataset: config.data.dataset.clone(),
-        };
-        let CustomNetwork { build, transfer } = &self.network;
-        let for_build = info.clone();
-        let Some(ft) = &config.finetune else {
-            return phases::train_network(&setup, data, info, |d| build(&for_build, d), None);
-        };
-        let transfer = transfer.as_ref().ok_or_else(|| {
-            TrainError::Config(format!(
-                "fine-tuning `{}` needs its head and stages: give them with Training::network(build).with_transfer(Transfer {{ head, stages }})",
-                config.model
-            ))
-        })?;
-        let fresh = |d: &Device| build(&for_build, d);
-        let (tuning, pretrained) = tuning::prepare(
-            config,
-            ft,
-            transfer,
-            None,
-            &fresh,
-            &data,
-            &load_device(config)?,
-            &setup.events,
-        )?;
-        let start = |d: &Device| with_pretrained(build(&for_build, d)?, pretrained.as_ref());
-        phases::train_network(&setup, data, info, start, Some(&tuning))
+        let data = load_data(self.config)?;
+        self.launch_network(data, None, &self.network)
     }
 }
 

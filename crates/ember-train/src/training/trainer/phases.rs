@@ -1,19 +1,15 @@
 //! One run from start to end: the run directory checked (or continued), the phases trained.
 
-use super::learner::{self, Phase};
+use super::learner::{self, Phase, RunContext};
 use super::report::finish;
-use super::{
-    AsItems, Event, RunData, Setup, TrainOutcome, Tuning, devices, load_weights, seeded_init,
-};
+use super::{Event, RunData, Setup, TrainOutcome, Tuning, devices, load_weights, seeded_init};
+use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::store::run::{RunDir, RunInfo, write_atomic};
 use crate::training::classifier::{Classifier, Network};
 use crate::training::logger::{SharedRecords, read_metrics};
-use burn::data::dataset::Dataset;
 use burn::tensor::Device;
-use ember_data::loader::{ImageLoader, LoaderConfig};
-use ember_data::transform::Transform;
-use ember_data::{ClassificationDataset, ImageItem};
+use ember_data::ClassificationDataset;
 use std::sync::{Arc, Mutex};
 
 /// Trains the network `build` makes (pre-trained weights loaded, for fine-tuning) on `data`:
@@ -26,199 +22,46 @@ pub(crate) fn train_network<N: Network>(
     build: impl Fn(&Device) -> Result<N>,
     tuning: Option<&Tuning>,
 ) -> Result<TrainOutcome> {
-    let Setup {
-        config,
-        resume,
-        hook,
-        events,
-    } = setup;
-    let (config, resume) = (*config, *resume);
+    let (config, events) = (setup.config, &setup.events);
     config.validate_options()?;
     let run = RunDir::new(&config.runtime.out);
     let devices = devices(config.runtime.backend, config.runtime.devices)?;
-    let device = devices[0].clone();
-    let start_epoch = if resume {
-        let (newest, damaged) = run.resumable_checkpoint();
-        for (epoch, why) in &damaged {
-            events.emit(Event::DamagedCheckpoint {
-                epoch: *epoch,
-                why: why.clone(),
-            });
-        }
-        let e = newest.ok_or_else(|| {
-            let why = if damaged.is_empty() {
-                "no complete checkpoint to resume from (model-N, optim-N and scheduler-N .bpk); start a new run instead".to_string()
-            } else {
-                format!(
-                    "no readable checkpoint to resume from ({}); start a new run instead",
-                    damaged.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join("; ")
-                )
-            };
-            TrainError::file(run.checkpoints(), why)
-        })?;
-        if let Some((newer, _)) = damaged.first() {
-            events.emit(Event::ResumingEarlier {
-                epoch: e,
-                newest: *newer,
-            });
-        }
-        // A run killed after its last checkpoint but before its final weights and report
-        // were written is finished by a resume (no epoch trains); a finished one is not.
-        let finished = run.final_weights().is_file() && run.root.join("report.json").is_file();
-        if e >= config.train_loop.epochs && finished {
-            return Err(TrainError::Config(format!(
-                "the run already finished its {} epochs (checkpoint of epoch {e}); raise `loop.epochs` to train further",
-                config.train_loop.epochs
-            )));
-        }
-        e
-    } else {
-        if run.latest_checkpoint().is_some() {
-            return Err(TrainError::file(
-                &run.root,
-                "already holds a run's checkpoints; continue it with `ember train --resume RUN_DIR` or choose another `runtime.out`",
-            ));
-        }
-        run.ensure_ours()?;
-        0
-    };
-    std::fs::create_dir_all(&run.root).map_err(|e| {
-        TrainError::file(&run.root, format!("cannot create the run directory: {e}"))
-    })?;
-    config.save(&run.config())?;
-    run.save_info(&info)?;
-    write_validation_list(&run, data.valid.as_ref())?;
+    let start = run.start_point(config.train_loop.epochs, setup.resume)?;
+    for (epoch, why) in &start.damaged {
+        events.emit(Event::DamagedCheckpoint {
+            epoch: *epoch,
+            why: why.clone(),
+        });
+    }
+    if let Some((newer, _)) = start.damaged.first() {
+        events.emit(Event::ResumingEarlier {
+            epoch: start.epoch,
+            newest: *newer,
+        });
+    }
+    let records = open_run(&run, config, &info, &data, setup.resume, start.epoch)?;
+    let ctx = RunContext::new(config, &run, &data, &devices, events, records);
 
-    let ad = device.clone().autodiff();
-    let train_items = data.train.len();
-    let (_, total_steps) = learner::run_steps(config, train_items, devices.len());
-    let loader = |ds: Arc<dyn ClassificationDataset>, transforms: Vec<Transform>, shuffle: bool| {
-        let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
-        ImageLoader::new(
-            ds,
-            transforms,
-            LoaderConfig {
-                batch_size: config.train_loop.batch_size,
-                shuffle,
-                seed: config.train_loop.seed,
-                workers: config.runtime.workers,
-                // Only the training loader drops a short batch and stops part-way.
-                drop_last: shuffle && config.train_loop.drop_last,
-                total_batches: (shuffle && config.train_loop.fractional_epochs.is_some())
-                    .then_some(total_steps as u64),
-            },
-            device.clone(),
-        )
-    };
-    let has_validation = !data.valid.is_empty();
-    let records: SharedRecords = Arc::new(Mutex::new(if resume && run.metrics().is_file() {
-        let mut r = read_metrics(&run.metrics())?;
-        r.retain(|r| r.epoch <= start_epoch);
-        r
-    } else {
-        Vec::new()
-    }));
-
-    // Phases: one Learner launch each. Plain training is one phase; fine-tuning with
-    // `unfreeze_after = n` trains the head alone to epoch n, then resumes from that
-    // checkpoint with everything trainable.
-    let phases: Vec<(usize, Vec<String>)> = match tuning {
-        Some(t) => match t.unfreeze_after {
-            Some(n) => vec![
-                (n, t.head_only.clone()),
-                (config.train_loop.epochs, t.frozen.clone()),
-            ],
-            None => vec![(config.train_loop.epochs, t.frozen.clone())],
-        },
-        None => vec![(config.train_loop.epochs, Vec::new())],
-    };
-    let mut start_epoch = start_epoch;
+    let mut start_epoch = start.epoch;
     let (mut seconds, mut data_init_seconds) = (0.0, 0.0);
     let mut last = None;
-    for (end, frozen) in phases {
+    for (end, frozen) in phases(config, tuning) {
         if end <= start_epoch {
             continue;
         }
-        // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles
-        // and augmentation. A resumed run reseeds the backend with the epoch so that dropout
-        // does not replay the first epoch's masks.
-        let net = seeded_init(
-            &device,
-            config
-                .train_loop
-                .seed
-                .wrapping_add(start_epoch as u64 * 7919),
-            || build(&ad),
-        )?;
-        let (net, frozen_values) = crate::training::finetune::freeze_prefixes(net, &frozen);
-        // A data-dependent initialisation (airbench's whitening) before the first step only:
-        // a resumed run has it in its checkpoint. It counts as training time.
-        let (net, init_seconds) = if start_epoch == 0 && config.train_loop.data_init_images > 0 {
-            let started = std::time::Instant::now();
-            let net = init_from_data(
-                net,
-                &data,
-                config.train_loop.data_init_images,
-                &ad,
-                &config.model,
-            )?;
-            let seconds = started.elapsed().as_secs_f64();
-            events.emit(Event::DataInit {
-                images: config.train_loop.data_init_images.min(data.train.len()),
-                seconds,
-            });
-            (net, seconds)
-        } else {
-            (net, 0.0)
-        };
+        let (model, init_seconds) = phase_model(&ctx, &build, start_epoch, end, &frozen, tuning)?;
         seconds += init_seconds;
         data_init_seconds += init_seconds;
-        let mut model = classifier(config, net)
-            .with_label_smoothing(
-                (config.train_loop.label_smoothing > 0.0)
-                    .then_some(config.train_loop.label_smoothing as f32),
-            )
-            .with_grad_scale(1.0 / devices.len() as f32);
-        if start_epoch > 0 {
-            // The Learner loads this checkpoint too; loading it here first gives the model the
-            // checkpoint's parameter ids, which the learning-rate groups below refer to.
-            model = load_weights(model, &run.model_checkpoint(start_epoch))?;
-        }
-        if tuning.is_some() {
-            let (trainable, _) = crate::training::finetune::count_trainable(&model.net);
-            events.emit(Event::Phase {
-                first: start_epoch + 1,
-                last: end,
-                trainable,
-                frozen: frozen_values,
-            });
-        }
-        let outcome = learner::launch(
-            config,
-            &run,
-            model,
-            Phase {
-                start_epoch,
-                end,
-                records: records.clone(),
-                hook: hook.clone(),
-                tuning,
-            },
-            &data,
-            &devices,
-            &loader,
-            train_items,
-            has_validation,
-            events,
-        )?;
-        seconds += outcome.1;
-        last = Some(outcome.0);
-        let reached = records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last()
-            .map_or(0, |r| r.epoch);
-        if reached < end {
+        let phase = Phase {
+            start_epoch,
+            end,
+            hook: setup.hook.clone(),
+            tuning,
+        };
+        let (net, phase_seconds) = learner::launch(&ctx, model, phase)?;
+        seconds += phase_seconds;
+        last = Some(net);
+        if ctx.reached() < end {
             // Early stopping or a hook ended the run.
             break;
         }
@@ -227,19 +70,14 @@ pub(crate) fn train_network<N: Network>(
     let final_net = match last {
         Some(net) => net,
         // Every epoch was trained before a kill: finish from the last checkpoint.
-        None if start_epoch > 0 => {
-            events.emit(Event::Finishing {
-                epochs: start_epoch,
-            });
-            load_weights(
-                classifier(config, build(&ad)?),
-                &run.model_checkpoint(start_epoch),
-            )?
-            .net
-        }
+        None if start_epoch > 0 => last_checkpoint(&ctx, &build, start_epoch)?,
         None => return Err(TrainError::Config("nothing to train".into())),
     };
-    let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let records = ctx
+        .records
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     finish(
         config,
         run,
@@ -247,13 +85,124 @@ pub(crate) fn train_network<N: Network>(
         records,
         final_net,
         (seconds, data_init_seconds),
-        &device,
+        &devices[0],
     )
+}
+
+/// Writes the run's config, description and validation list into its directory, and gives
+/// the epoch records so far (a resumed run's, up to its checkpoint).
+fn open_run(
+    run: &RunDir,
+    config: &TrainConfig,
+    info: &RunInfo,
+    data: &RunData,
+    resume: bool,
+    start_epoch: usize,
+) -> Result<SharedRecords> {
+    std::fs::create_dir_all(&run.root).map_err(|e| {
+        TrainError::file(&run.root, format!("cannot create the run directory: {e}"))
+    })?;
+    config.save(&run.config())?;
+    run.save_info(info)?;
+    write_validation_list(run, data.valid.as_ref())?;
+    let records = if resume && run.metrics().is_file() {
+        let mut r = read_metrics(&run.metrics())?;
+        r.retain(|r| r.epoch <= start_epoch);
+        r
+    } else {
+        Vec::new()
+    };
+    Ok(Arc::new(Mutex::new(records)))
+}
+
+/// The network of the checkpoint of `epoch`, for a run killed after its last epoch's
+/// checkpoint and before its final weights: the resume finishes it without training.
+fn last_checkpoint<N: Network>(
+    ctx: &RunContext,
+    build: &impl Fn(&Device) -> Result<N>,
+    epoch: usize,
+) -> Result<N> {
+    ctx.events.emit(Event::Finishing { epochs: epoch });
+    let ad = ctx.devices[0].clone().autodiff();
+    let model = classifier(ctx.config, build(&ad)?);
+    Ok(load_weights(model, &ctx.run.model_checkpoint(epoch))?.net)
+}
+
+/// The phases of a run, one Learner launch each, as (last epoch, frozen prefixes). Plain
+/// training is one phase; fine-tuning with `unfreeze_after = n` trains the head alone to
+/// epoch n, then resumes from that checkpoint with everything trainable.
+fn phases(config: &TrainConfig, tuning: Option<&Tuning>) -> Vec<(usize, Vec<String>)> {
+    let epochs = config.train_loop.epochs;
+    match tuning {
+        Some(t) => match t.unfreeze_after {
+            Some(n) => vec![(n, t.head_only.clone()), (epochs, t.frozen.clone())],
+            None => vec![(epochs, t.frozen.clone())],
+        },
+        None => vec![(epochs, Vec::new())],
+    }
+}
+
+/// The model a phase starts from: built from the seed, frozen where the phase says, from its
+/// data-dependent initialisation on a fresh run, in its classifier, with the checkpoint's
+/// weights on a resumed one. Also the seconds of the data-dependent initialisation.
+fn phase_model<N: Network>(
+    ctx: &RunContext,
+    build: &impl Fn(&Device) -> Result<N>,
+    start_epoch: usize,
+    end: usize,
+    frozen: &[String],
+    tuning: Option<&Tuning>,
+) -> Result<(Classifier<N>, f64)> {
+    let (config, device) = (ctx.config, &ctx.devices[0]);
+    let ad = device.clone().autodiff();
+    // Seeds: the backend RNG (initialisation, dropout) and, through the loaders, shuffles
+    // and augmentation. A resumed run reseeds the backend with the epoch so that dropout
+    // does not replay the first epoch's masks.
+    let seed = config
+        .train_loop
+        .seed
+        .wrapping_add(start_epoch as u64 * 7919);
+    let net = seeded_init(device, seed, || build(&ad))?;
+    let (net, frozen_values) = crate::training::finetune::freeze_prefixes(net, frozen);
+    // A data-dependent initialisation (airbench's whitening) before the first step only:
+    // a resumed run has it in its checkpoint. It counts as training time.
+    let images = config.train_loop.data_init_images;
+    let (net, init_seconds) = if start_epoch == 0 && images > 0 {
+        let started = std::time::Instant::now();
+        let net = init_from_data(net, ctx.data, images, &ad, &config.model)?;
+        let seconds = started.elapsed().as_secs_f64();
+        ctx.events.emit(Event::DataInit {
+            images: images.min(ctx.data.train.len()),
+            seconds,
+        });
+        (net, seconds)
+    } else {
+        (net, 0.0)
+    };
+    let smoothing = config.train_loop.label_smoothing;
+    let mut model = classifier(config, net)
+        .with_label_smoothing((smoothing > 0.0).then_some(smoothing as f32))
+        .with_grad_scale(1.0 / ctx.devices.len() as f32);
+    if start_epoch > 0 {
+        // The Learner loads this checkpoint too; loading it here first gives the model the
+        // checkpoint's parameter ids, which the learning-rate groups refer to.
+        model = load_weights(model, &ctx.run.model_checkpoint(start_epoch))?;
+    }
+    if tuning.is_some() {
+        let (trainable, _) = crate::training::finetune::count_trainable(&model.net);
+        ctx.events.emit(Event::Phase {
+            first: start_epoch + 1,
+            last: end,
+            trainable,
+            frozen: frozen_values,
+        });
+    }
+    Ok((model, init_seconds))
 }
 
 /// `net` as the run trains it: with a lookahead average when the config asks for one (the
 /// checkpoints then hold it, so every checkpoint of the run loads into this).
-pub(crate) fn classifier<N: Network>(config: &crate::config::TrainConfig, net: N) -> Classifier<N> {
+pub(crate) fn classifier<N: Network>(config: &TrainConfig, net: N) -> Classifier<N> {
     let model = Classifier::new(net);
     if config.train_loop.lookahead.is_some() {
         model.with_average()
@@ -293,7 +242,7 @@ fn init_from_data<N: Network>(
     );
     net.init_from_data(images).ok_or_else(|| {
         TrainError::Config(format!(
-            "`{model}` has no data-dependent initialisation; set loop.data_init_images = 0"
+            "`{model}` has no data-dependent initialisation; set `loop.data_init_images` = 0"
         ))
     })
 }
