@@ -6,11 +6,9 @@
 static ALLOCATOR: ember_train::allocator::Allocator = ember_train::allocator::Allocator;
 
 mod args;
-mod augment;
-mod search;
-mod summary;
-mod train;
-mod viz;
+mod cmd;
+
+use cmd::{augment, ensemble, eval, export, finetune, predict, search, summary, train, viz};
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,20 +34,20 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Fine-tune pre-trained weights (a run, or a .bpk/.safetensors/.pth file) on a new
     /// dataset: new head, frozen layers, a smaller backbone learning rate.
-    Finetune(Box<train::FinetuneArgs>),
+    Finetune(Box<finetune::FinetuneArgs>),
     /// Convert weights (a run, .bpk, .safetensors or a torchvision .pth) to .safetensors or .bpk.
-    Export(train::ExportArgs),
+    Export(export::ExportArgs),
     /// Accuracy, per-class accuracy and confusion matrix of a run on a dataset split.
-    Eval(train::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Top classes of image files, by a trained run.
-    Predict(train::PredictArgs),
+    Predict(predict::PredictArgs),
     /// Pictures of a trained run: filters, feature maps, top patches, curves, gradients.
     Viz(viz::VizArgs),
     /// Hyper-parameter search over `ember train` options: grid, random or Bayesian (TPE),
     /// with median or ASHA pruning; resumable.
     Search(Box<search::SearchArgs>),
     /// Average the softmax outputs of several trained runs; compare with the best one.
-    Ensemble(search::EnsembleArgs),
+    Ensemble(ensemble::EnsembleArgs),
 }
 
 /// A panic is a bug in Ember or below it, never a user's mistake (those are typed errors): say
@@ -88,13 +86,13 @@ fn main() -> ExitCode {
         Command::Summary(args) => summary::run(args),
         Command::Augment(args) => augment::run(args),
         Command::Train(args) => train::run(*args),
-        Command::Finetune(args) => train::finetune(*args),
-        Command::Export(args) => train::export(args),
-        Command::Eval(args) => train::eval(args),
-        Command::Predict(args) => train::predict(args),
+        Command::Finetune(args) => finetune::run(*args),
+        Command::Export(args) => export::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Viz(args) => viz::run(args),
         Command::Search(args) => search::run(*args),
-        Command::Ensemble(args) => search::ensemble_cmd(args),
+        Command::Ensemble(args) => ensemble::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

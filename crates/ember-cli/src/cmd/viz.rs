@@ -1,13 +1,12 @@
 //! `ember viz`: pictures of a trained run (kernels, feature maps, maximally activating
 //! patches, curves, gradient diagnostics).
 
-use crate::args::{BackendArg, RunArg};
-use crate::train::open_split;
+use crate::args::{BackendArg, ImagesArg, RunArg};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use ember_data::ImageItem;
 use ember_data::split::Subset;
 use ember_data::transform::{apply_all, displayable};
-use ember_data::{DatasetSpec, ImageItem};
 use ember_models::summary::summarize;
 use ember_train::Backend;
 use ember_train::diagnostics::{Diagnostics, read_activations, read_gradients};
@@ -73,14 +72,10 @@ struct FeaturesArgs {
 struct PatchesArgs {
     #[command(flatten)]
     run: RunArg,
-    /// Dataset to search (default: the run's).
-    #[arg(long)]
-    dataset: Option<DatasetSpec>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// val (the run's own held-out validation images, when it had some; the default), test or train.
-    #[arg(long, default_value = "val")]
-    split: EvalSplit,
+    /// The images to search (the run's held-out validation images unless `--split` says
+    /// otherwise).
+    #[command(flatten)]
+    images: ImagesArg,
     /// Layer or block, e.g. `conv2` (a wrong name lists them).
     #[arg(long)]
     layer: String,
@@ -199,16 +194,11 @@ fn patches(args: PatchesArgs) -> Result<()> {
     }
     let device = args.backend.device()?;
     let trained = TrainedModel::load(&args.run, &device)?;
-    let spec = match &args.dataset {
+    let spec = match &args.images.dataset {
         Some(s) => s.clone(),
         None => trained.info.dataset.clone(),
     };
-    let (ds, _) = open_split(
-        &args.run,
-        args.dataset.as_ref(),
-        args.data_dir.as_deref(),
-        Some(args.split),
-    )?;
+    let (ds, _) = args.images.open(&args.run, Some(EvalSplit::Val))?;
     let n = args.limit.unwrap_or(usize::MAX).min(ds.len());
     let ds: Arc<dyn burn::data::dataset::Dataset<ImageItem>> =
         Arc::new(Subset::new(ds, (0..n).collect()));

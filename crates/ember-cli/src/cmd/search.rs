@@ -1,20 +1,17 @@
 //! `ember search` and `ember ensemble`.
 
-use crate::args::BackendArg;
-use crate::train::open_split;
+use super::ensemble::{print_report, run_ensemble};
+use crate::args::open_images;
 use anyhow::{Result, bail};
 use clap::Args;
-use ember_data::{DatasetSpec, ImageItem};
 use ember_train::Backend;
 use ember_train::config::Monitor;
-use ember_train::ensemble::{EnsembleReport, ensemble};
 use ember_train::eval::EvalSplit;
 use ember_train::search::prune::Prune;
 use ember_train::search::sampler::Strategy;
 use ember_train::search::space::Space;
 use ember_train::search::{SearchOptions, TrialState, ranked, search, table, trial_dir};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -107,82 +104,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
         if runs.is_empty() {
             bail!("no complete trial to ensemble");
         }
-        let (ds, _) = open_split(&runs[0], None, None, Some(EvalSplit::Val))?;
+        let (ds, _) = open_images(&runs[0], None, None, Some(EvalSplit::Val))?;
         let report = run_ensemble(&runs, ds, Backend::Flex)?;
         print_report(&report, "validation split");
-    }
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct EnsembleArgs {
-    /// Run directories made by `ember train` (or a search's trial-NNN directories).
-    #[arg(long, num_args = 1.., required = true)]
-    runs: Vec<PathBuf>,
-    /// Dataset (default: the first run's).
-    #[arg(long)]
-    dataset: Option<DatasetSpec>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// val (the first run's validation images), test or train. Default: test, or val for
-    /// runs on a folder dataset (which has no test split).
-    #[arg(long)]
-    split: Option<EvalSplit>,
-    #[command(flatten)]
-    backend: BackendArg,
-    /// One JSON document.
-    #[arg(long)]
-    json: bool,
-}
-
-fn run_ensemble(
-    runs: &[PathBuf],
-    ds: Arc<dyn ember_data::ClassificationDataset>,
-    backend: Backend,
-) -> Result<EnsembleReport> {
-    let device = backend.device()?;
-    let ds: Arc<dyn burn::data::dataset::Dataset<ImageItem>> =
-        Arc::new(ember_train::trainer::AsItems(ds));
-    Ok(ensemble(runs, ds, &device)?)
-}
-
-fn print_report(r: &EnsembleReport, split: &str) {
-    println!(
-        "ensemble of {} runs on {} images of the {split}:",
-        r.members.len(),
-        r.n
-    );
-    for (dir, acc) in &r.members {
-        println!("  {:>7.2}%  {}", 100.0 * acc, dir.display());
-    }
-    println!(
-        "  {:>7.2}%  average of the softmax outputs ({:+.2} points over the best member)",
-        100.0 * r.ensemble,
-        100.0 * (r.ensemble - r.best_member())
-    );
-}
-
-pub fn ensemble_cmd(args: EnsembleArgs) -> Result<()> {
-    let first: &Path = &args.runs[0];
-    let (ds, split) = open_split(
-        first,
-        args.dataset.as_ref(),
-        args.data_dir.as_deref(),
-        args.split,
-    )?;
-    let report = run_ensemble(&args.runs, ds, args.backend.kind)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "n": report.n,
-                "ensemble": report.ensemble,
-                "best_member": report.best_member(),
-                "members": report.members.iter().map(|(d, a)| serde_json::json!({"run": d.display().to_string(), "accuracy": a})).collect::<Vec<_>>(),
-            })
-        );
-    } else {
-        print_report(&report, &format!("{split} split"));
     }
     Ok(())
 }

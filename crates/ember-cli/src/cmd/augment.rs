@@ -1,6 +1,6 @@
 //! `ember augment`: a PNG grid of originals and their augmented versions.
 
-use crate::summary::parse_size;
+use super::summary::parse_size;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_data::grid::augmentation_grid;
