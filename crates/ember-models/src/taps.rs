@@ -8,7 +8,7 @@
 //! Tap names are the dotted paths of [`summary`](crate::summary) rows and weights: `conv1`
 //! (a conv-BN-activation block, after its activation), `layer2.1` (a residual block, after
 //! the addition and ReLU), `blocks.0.convs.1`, `fc1` (after its activation). A tap's receptive
-//! field is that of the last summary row inside its path ([`crate::Summary::unit`]).
+//! field is that of the last summary row inside its path ([`crate::Summary::row_of`]).
 
 use burn::prelude::*;
 use std::fmt;

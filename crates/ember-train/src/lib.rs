@@ -1,6 +1,6 @@
 //! # ember-train
 //!
-//! Burn's Learner wired for image classification: any [`Network`](classifier::Network) (every
+//! Burn's Learner wired for image classification: any [`Network`] (every
 //! zoo model, or one you compose) trained on any Ember dataset, on whichever backend is
 //! compiled in, with the optimizers and schedules of the d2l book, early stopping, atomic
 //! checkpoints and resume, a NaN guard, and a run directory with metrics, plots and an

@@ -256,7 +256,7 @@ impl Family for VggConfig {
         numbered_stages("blocks", self.blocks.len())
     }
 
-    /// torchvision's `features` is one Sequential: per conv, conv [bn] relu; per block, a max
+    /// torchvision's `features` is one Sequential: per conv, conv (bn) relu; per block, a max
     /// pool. Count through it as its `make_layers` builds it.
     fn torchvision_keys(&self) -> Option<KeyTable> {
         let mut t = KeyTable::torchvision();

@@ -263,7 +263,7 @@ impl burn::module::ModuleMapper for Detached {
     }
 }
 
-/// What the [`NonFiniteGuard`](crate::training::guard::NonFiniteGuard) reads: the batch loss (Burn's
+/// What the NaN guard (`guard::NonFiniteGuard`) reads: the batch loss (Burn's
 /// `LossInput` keeps its tensor private, so the guard gets its own adaptor).
 pub struct LossValue(pub Tensor<1>);
 
