@@ -29,10 +29,89 @@ pub enum DatasetSpec {
     Folder(PathBuf),
 }
 
+/// How a named dataset opens a split from a folder.
+pub type OpenFn = fn(&Path, Split) -> Result<Arc<dyn ClassificationDataset>, DataError>;
+
+/// Everything Ember knows of a named dataset, in one entry: its names, its folder, its
+/// normalisation statistics and how it is opened (its files, their addresses and checksums
+/// live in its `open`). A new dataset is a [`DatasetSpec`] variant, one entry in
+/// [`DATASETS`] and its `open` function (timm's `default_cfgs`, applied to data).
+pub struct DatasetInfo {
+    /// The variant.
+    pub spec: DatasetSpec,
+    /// Its name in configs, flags and run descriptions (`fashion-mnist`).
+    pub name: &'static str,
+    /// Other spellings it is read by (`fashionmnist`).
+    pub aliases: &'static [&'static str],
+    /// Its folder under `$EMBER_DATA_DIR` (CIFAR-100's two label sets share one).
+    pub dir_name: &'static str,
+    /// One line for help texts.
+    pub about: &'static str,
+    /// The mean and std of its training images, per channel.
+    pub stats: fn() -> Stats,
+    /// Opens a split from a folder, downloading the official files first when they are
+    /// missing and downloads are enabled.
+    pub open: OpenFn,
+}
+
+/// The named datasets (an ImageFolder, `folder:PATH`, is the one unnamed kind).
+pub static DATASETS: &[DatasetInfo] = &[
+    DatasetInfo {
+        spec: DatasetSpec::Mnist,
+        name: "mnist",
+        aliases: &[],
+        dir_name: "mnist",
+        about: "MNIST digits (LeCun et al. 1998): 60,000 + 10,000 grey 28x28 images, 10 classes",
+        stats: Stats::mnist,
+        open: |dir, split| open_idx(MnistVariant::Digits, &MNIST_MD5, dir, split),
+    },
+    DatasetInfo {
+        spec: DatasetSpec::FashionMnist,
+        name: "fashion-mnist",
+        aliases: &["fashionmnist"],
+        dir_name: "fashion-mnist",
+        about: "Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 grey 28x28 images, 10 classes",
+        stats: Stats::fashion_mnist,
+        open: |dir, split| open_idx(MnistVariant::Fashion, &FASHION_MD5, dir, split),
+    },
+    DatasetInfo {
+        spec: DatasetSpec::Cifar10,
+        name: "cifar10",
+        aliases: &["cifar-10"],
+        dir_name: "cifar10",
+        about: "CIFAR-10 (Krizhevsky 2009): 50,000 + 10,000 colour 32x32 images, 10 classes",
+        stats: Stats::cifar10,
+        open: |dir, split| open_cifar(CifarVariant::Cifar10, CIFAR10_MD5, dir, split),
+    },
+    DatasetInfo {
+        spec: DatasetSpec::Cifar100,
+        name: "cifar100",
+        aliases: &["cifar-100"],
+        dir_name: "cifar100",
+        about: "CIFAR-100, fine labels: 50,000 + 10,000 colour 32x32 images, 100 classes",
+        stats: Stats::cifar100,
+        open: |dir, split| open_cifar(CifarVariant::Cifar100Fine, CIFAR100_MD5, dir, split),
+    },
+    DatasetInfo {
+        spec: DatasetSpec::Cifar100Coarse,
+        name: "cifar100-coarse",
+        aliases: &[],
+        dir_name: "cifar100",
+        about: "CIFAR-100, coarse labels: the same images in 20 superclasses",
+        stats: Stats::cifar100,
+        open: |dir, split| open_cifar(CifarVariant::Cifar100Coarse, CIFAR100_MD5, dir, split),
+    },
+];
+
 impl DatasetSpec {
     /// The names [`FromStr`] reads, for help and error texts.
     pub const NAMES: &'static str =
         "mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH";
+
+    /// Its entry in [`DATASETS`] (`None` for a folder).
+    pub fn info(&self) -> Option<&'static DatasetInfo> {
+        DATASETS.iter().find(|d| d.spec == *self)
+    }
 }
 
 impl FromStr for DatasetSpec {
@@ -45,29 +124,21 @@ impl FromStr for DatasetSpec {
             }
             return Ok(DatasetSpec::Folder(PathBuf::from(path)));
         }
-        match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "mnist" => Ok(DatasetSpec::Mnist),
-            "fashion-mnist" | "fashionmnist" => Ok(DatasetSpec::FashionMnist),
-            "cifar10" | "cifar-10" => Ok(DatasetSpec::Cifar10),
-            "cifar100" | "cifar-100" => Ok(DatasetSpec::Cifar100),
-            "cifar100-coarse" => Ok(DatasetSpec::Cifar100Coarse),
-            other => Err(format!(
-                "unknown dataset `{other}`; expected {}",
-                DatasetSpec::NAMES
-            )),
-        }
+        let name = s.to_ascii_lowercase().replace('_', "-");
+        DATASETS
+            .iter()
+            .find(|d| d.name == name || d.aliases.contains(&name.as_str()))
+            .map(|d| d.spec.clone())
+            .ok_or_else(|| format!("unknown dataset `{name}`; expected {}", DatasetSpec::NAMES))
     }
 }
 
 impl fmt::Display for DatasetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatasetSpec::Mnist => f.write_str("mnist"),
-            DatasetSpec::FashionMnist => f.write_str("fashion-mnist"),
-            DatasetSpec::Cifar10 => f.write_str("cifar10"),
-            DatasetSpec::Cifar100 => f.write_str("cifar100"),
-            DatasetSpec::Cifar100Coarse => f.write_str("cifar100-coarse"),
-            DatasetSpec::Folder(p) => write!(f, "folder:{}", p.display()),
+        match (self, self.info()) {
+            (DatasetSpec::Folder(p), _) => write!(f, "folder:{}", p.display()),
+            (_, Some(d)) => f.write_str(d.name),
+            (other, None) => write!(f, "{other:?}"),
         }
     }
 }
@@ -110,22 +181,15 @@ impl DatasetSpec {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ember")))
             .unwrap_or_else(|| PathBuf::from(".ember-data"));
-        let name = match self {
-            DatasetSpec::Cifar100Coarse => "cifar100".to_string(),
-            other => other.to_string(),
-        };
-        base.join(name)
+        match self.info() {
+            Some(d) => base.join(d.dir_name),
+            None => base.join(self.to_string()),
+        }
     }
 
     /// Normalisation statistics for the presets (ImageNet's for folders).
     pub fn stats(&self) -> Stats {
-        match self {
-            DatasetSpec::Mnist => Stats::mnist(),
-            DatasetSpec::FashionMnist => Stats::fashion_mnist(),
-            DatasetSpec::Cifar10 => Stats::cifar10(),
-            DatasetSpec::Cifar100 | DatasetSpec::Cifar100Coarse => Stats::cifar100(),
-            DatasetSpec::Folder(_) => Stats::imagenet(),
-        }
+        self.info().map_or_else(Stats::imagenet, |d| (d.stats)())
     }
 
     /// Whether the dataset has an official test split (folders do not).
@@ -143,61 +207,60 @@ impl DatasetSpec {
     ) -> Result<Arc<dyn ClassificationDataset>, DataError> {
         let default = self.default_dir();
         let dir = dir.unwrap_or(&default);
-        Ok(match self {
-            DatasetSpec::Mnist | DatasetSpec::FashionMnist => {
-                let (variant, md5) = if *self == DatasetSpec::Mnist {
-                    (MnistVariant::Digits, MNIST_MD5)
-                } else {
-                    (MnistVariant::Fashion, FASHION_MD5)
+        match (self, self.info()) {
+            (DatasetSpec::Folder(path), _) => Ok(Arc::new(ImageFolder::open(path)?)),
+            (_, Some(d)) => (d.open)(dir, split),
+            (other, None) => Err(DataError::Invalid(format!(
+                "{other:?} has no entry in DATASETS"
+            ))),
+        }
+    }
+}
+
+/// An MNIST-format dataset (IDX files), fetched file by file when missing.
+fn open_idx(
+    variant: MnistVariant,
+    md5: &[&str; 4],
+    dir: &Path,
+    split: Split,
+) -> Result<Arc<dyn ClassificationDataset>, DataError> {
+    match MnistDataset::load(dir, variant, split) {
+        Err(DataError::Missing { .. }) if downloads_enabled() => {
+            let offset = if split == Split::Train { 0 } else { 2 };
+            for (k, name) in file_names(split).iter().enumerate() {
+                let file = format!("{name}.gz");
+                let remote = Remote {
+                    url: format!("{}{file}", variant.url()),
+                    file,
+                    md5: md5[offset + k].to_string(),
                 };
-                match MnistDataset::load(dir, variant, split) {
-                    Err(DataError::Missing { .. }) if downloads_enabled() => {
-                        let offset = if split == Split::Train { 0 } else { 2 };
-                        for (k, name) in file_names(split).iter().enumerate() {
-                            let file = format!("{name}.gz");
-                            let remote = Remote {
-                                url: format!("{}{file}", variant.url()),
-                                file,
-                                md5: md5[offset + k].to_string(),
-                            };
-                            fetch(&remote, dir)?;
-                        }
-                        Arc::new(MnistDataset::load(dir, variant, split)?)
-                    }
-                    other => Arc::new(other?),
-                }
+                fetch(&remote, dir)?;
             }
-            DatasetSpec::Cifar10 | DatasetSpec::Cifar100 | DatasetSpec::Cifar100Coarse => {
-                let (variant, md5, file) = match self {
-                    DatasetSpec::Cifar10 => {
-                        (CifarVariant::Cifar10, CIFAR10_MD5, "cifar-10-binary.tar.gz")
-                    }
-                    DatasetSpec::Cifar100 => (
-                        CifarVariant::Cifar100Fine,
-                        CIFAR100_MD5,
-                        "cifar-100-binary.tar.gz",
-                    ),
-                    _ => (
-                        CifarVariant::Cifar100Coarse,
-                        CIFAR100_MD5,
-                        "cifar-100-binary.tar.gz",
-                    ),
-                };
-                match CifarDataset::load(dir, variant, split) {
-                    Err(DataError::Missing { .. }) if downloads_enabled() => {
-                        let remote = Remote {
-                            url: variant.url().to_string(),
-                            file: file.to_string(),
-                            md5: md5.to_string(),
-                        };
-                        fetch(&remote, dir)?;
-                        unpack(&dir.join(file), dir)?;
-                        Arc::new(CifarDataset::load(dir, variant, split)?)
-                    }
-                    other => Arc::new(other?),
-                }
-            }
-            DatasetSpec::Folder(path) => Arc::new(ImageFolder::open(path)?),
-        })
+            Ok(Arc::new(MnistDataset::load(dir, variant, split)?))
+        }
+        other => Ok(Arc::new(other?)),
+    }
+}
+
+/// A CIFAR binary-format dataset, fetched and unpacked as one archive when missing.
+fn open_cifar(
+    variant: CifarVariant,
+    md5: &str,
+    dir: &Path,
+    split: Split,
+) -> Result<Arc<dyn ClassificationDataset>, DataError> {
+    match CifarDataset::load(dir, variant, split) {
+        Err(DataError::Missing { .. }) if downloads_enabled() => {
+            let file = variant.url().rsplit('/').next().unwrap_or("cifar.tar.gz");
+            let remote = Remote {
+                url: variant.url().to_string(),
+                file: file.to_string(),
+                md5: md5.to_string(),
+            };
+            fetch(&remote, dir)?;
+            unpack(&dir.join(file), dir)?;
+            Ok(Arc::new(CifarDataset::load(dir, variant, split)?))
+        }
+        other => Ok(Arc::new(other?)),
     }
 }

@@ -201,3 +201,28 @@ fn a_file_put_there_by_hand_is_checked_against_the_published_checksum() {
     assert_eq!(right.len(), 32);
     fetch(&remote(right), dir.path()).unwrap();
 }
+
+#[test]
+fn every_named_dataset_is_one_table_entry_that_names_parses_and_opens_it() {
+    use ember_data::source::DATASETS;
+    let mut names = std::collections::BTreeSet::new();
+    for d in DATASETS {
+        assert_eq!(d.spec.info().map(|i| i.name), Some(d.name));
+        assert_eq!(d.spec.to_string(), d.name);
+        for spelling in std::iter::once(&d.name).chain(d.aliases) {
+            assert!(names.insert(*spelling), "`{spelling}` names two datasets");
+            assert_eq!(
+                spelling.parse::<ember_data::DatasetSpec>(),
+                Ok(d.spec.clone())
+            );
+        }
+        assert!(
+            ember_data::DatasetSpec::NAMES.contains(d.name),
+            "{}",
+            d.name
+        );
+        assert!(d.spec.default_dir().ends_with(d.dir_name));
+        assert_eq!(d.spec.stats(), (d.stats)());
+    }
+    assert_eq!(DATASETS.len(), 5);
+}
