@@ -104,9 +104,12 @@ pub static DATASETS: &[DatasetInfo] = &[
 ];
 
 impl DatasetSpec {
-    /// The names [`FromStr`] reads, for help and error texts.
-    pub const NAMES: &'static str =
-        "mnist, fashion-mnist, cifar10, cifar100, cifar100-coarse or folder:PATH";
+    /// The names [`FromStr`] reads, from [`DATASETS`], for help and error texts:
+    /// `mnist, fashion-mnist, ... or folder:PATH`.
+    pub fn names() -> String {
+        let named: Vec<&str> = DATASETS.iter().map(|d| d.name).collect();
+        format!("{} or folder:PATH", named.join(", "))
+    }
 
     /// Its entry in [`DATASETS`] (`None` for a folder).
     pub fn info(&self) -> Option<&'static DatasetInfo> {
@@ -129,7 +132,12 @@ impl FromStr for DatasetSpec {
             .iter()
             .find(|d| d.name == name || d.aliases.contains(&name.as_str()))
             .map(|d| d.spec.clone())
-            .ok_or_else(|| format!("unknown dataset `{name}`; expected {}", DatasetSpec::NAMES))
+            .ok_or_else(|| {
+                format!(
+                    "unknown dataset `{name}`; expected {}",
+                    DatasetSpec::names()
+                )
+            })
     }
 }
 

@@ -286,7 +286,7 @@ impl TrainArgs {
         if !given && self.knobs.get("data.dataset").is_none() {
             return missing(&format!(
                 "give --dataset ({}) or --config FILE",
-                DatasetSpec::NAMES
+                DatasetSpec::names()
             ));
         }
         if !given && self.knobs.get("runtime.out").is_none() {

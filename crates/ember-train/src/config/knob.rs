@@ -105,11 +105,16 @@ pub fn set_value<T: DeserializeOwned + Serialize>(
     Ok(())
 }
 
+/// `raw` read as a TOML literal (`0.1`, `true`, `[32, 32]`, `{ every = 5 }`), if it is one.
+pub fn toml_literal(raw: &str) -> Option<toml::Value> {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+}
+
 /// `raw` as a value of type `T` (see [`set_value`]), in TOML.
 pub fn typed_value<T: DeserializeOwned + Serialize>(raw: &str) -> Result<toml::Value, String> {
-    let literal = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"));
+    let literal = toml_literal(raw);
     let number = raw.trim().parse::<f64>().ok().map(toml::Value::Float);
     let text = Some(toml::Value::String(raw.to_string()));
     let mut first_error = None;

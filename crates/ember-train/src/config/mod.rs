@@ -601,10 +601,8 @@ impl TrainConfig {
         match Self::knob(path) {
             Some(knob) => knob.set_in(&mut table, raw).map_err(bad)?,
             None => {
-                let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                    .ok()
-                    .and_then(|mut t| t.remove("v"))
-                    .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+                let value =
+                    knob::toml_literal(raw).unwrap_or_else(|| toml::Value::String(raw.to_string()));
                 set_path(&mut table, &Self::sectioned_path(path), value).map_err(bad)?;
             }
         }
