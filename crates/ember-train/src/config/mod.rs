@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 pub mod finetune;
 pub mod knob;
+pub mod typed;
+
+pub use typed::{LrSchedule, OptimizerSpec};
 
 /// The optimizers of d2l's optimisation chapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -623,7 +626,9 @@ impl TrainConfig {
     pub fn validate_options(&self) -> Result<()> {
         self.data.check_knobs()?;
         self.optim.check_knobs()?;
+        self.optim.check_kind_reads()?;
         self.schedule.check_knobs()?;
+        self.schedule.check_kind_reads()?;
         self.train_loop.check_knobs()?;
         self.runtime.check_knobs()?;
         if let Some(ft) = &self.finetune {

@@ -11,7 +11,7 @@
 //! a decay of zero. Each `[[optim.groups]]` entry is one more such group with its own decay
 //! (PyTorch's parameter groups; the last group a parameter is in wins, as in Burn).
 
-use crate::config::{OptimizerKind, TrainConfig};
+use crate::config::{OptimizerSpec, TrainConfig};
 use crate::error::Result;
 use crate::training::adadelta::{AdaDelta, AdaDeltaConfig};
 use burn::grad_clipping::{GradientClipping, GradientClippingConfig};
@@ -106,12 +106,9 @@ fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleO
         .optim
         .grad_clip
         .map(|c| GradientClippingConfig::Norm(c as f32).init());
-    let momentum = config.optim.momentum();
     let decay = config.optim.weight_decay;
-    match config.optim.optimizer {
-        OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => {
-            let nesterov =
-                config.optim.nesterov || config.optim.optimizer == OptimizerKind::Nesterov;
+    match config.optim.typed() {
+        OptimizerSpec::Sgd { momentum, nesterov } => {
             let sgd = |w: f64| {
                 let m = (momentum > 0.0).then(|| {
                     MomentumConfig::new()
@@ -126,7 +123,7 @@ fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleO
             };
             grouped(sgd, decay, groups, clip)
         }
-        OptimizerKind::Adagrad => {
+        OptimizerSpec::Adagrad => {
             let make = |w: f64| {
                 AdaGradConfig::new()
                     .with_epsilon(1e-10)
@@ -135,7 +132,7 @@ fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleO
             };
             grouped(make, decay, groups, clip)
         }
-        OptimizerKind::Rmsprop => {
+        OptimizerSpec::Rmsprop { momentum } => {
             let make = |w: f64| {
                 RmsPropConfig::new()
                     .with_alpha(0.99)
@@ -146,7 +143,7 @@ fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleO
             };
             grouped(make, decay, groups, clip)
         }
-        OptimizerKind::Adadelta => {
+        OptimizerSpec::Adadelta => {
             let make = |w: f64| {
                 AdaDelta::new(AdaDeltaConfig {
                     weight_decay: w,
@@ -155,7 +152,7 @@ fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleO
             };
             grouped(make, decay, groups, clip)
         }
-        OptimizerKind::Adam => {
+        OptimizerSpec::Adam => {
             let make = |w: f64| {
                 AdamConfig::new()
                     .with_epsilon(1e-8)
@@ -164,7 +161,7 @@ fn build_groups(config: &TrainConfig, groups: Vec<(ParamGroup, f64)>) -> ModuleO
             };
             grouped(make, decay, groups, clip)
         }
-        OptimizerKind::Adamw => {
+        OptimizerSpec::Adamw => {
             let make = |w: f64| {
                 AdamWConfig::new()
                     .with_epsilon(1e-8)

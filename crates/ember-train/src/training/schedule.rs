@@ -5,7 +5,7 @@
 //! `lr_at(step)` covers all seven schedules we offer, makes a resumed run continue exactly
 //! (the record is one number: the step), and lets reports plot the schedule.
 
-use crate::config::{ScheduleKind, TrainConfig};
+use crate::config::{LrSchedule, TrainConfig};
 use crate::error::Result;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
@@ -16,24 +16,14 @@ use std::f64::consts::PI;
 /// A schedule over a run of `total_steps` optimizer steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
-    /// Which formula.
-    pub kind: ScheduleKind,
+    /// Which formula, with its parameters.
+    pub shape: LrSchedule,
     /// The base (or peak) learning rate.
     pub lr: f64,
-    /// Floor of the cosine schedules.
-    pub min_lr: f64,
-    /// Decay factor per `step_size` epochs (step) or per epoch (exponential).
-    pub gamma: f64,
-    /// Epochs between step decays.
-    pub step_size: usize,
-    /// Warm-up steps (`warmup-cosine`).
-    pub warmup_steps: u64,
     /// Optimizer steps per epoch.
     pub steps_per_epoch: u64,
     /// Optimizer steps in the whole run.
     pub total_steps: u64,
-    /// `piecewise-linear`: `[fraction of the run, factor]` knots.
-    pub knots: Vec<[f64; 2]>,
     /// The next step.
     pub step: u64,
 }
@@ -43,24 +33,24 @@ impl Schedule {
     pub fn from_config(config: &TrainConfig, steps_per_epoch: usize) -> Self {
         let spe = steps_per_epoch.max(1) as u64;
         Self {
-            kind: config.schedule.kind,
+            shape: config.schedule.typed(),
             lr: config.optim.lr,
-            min_lr: config.schedule.min_lr,
-            gamma: config.schedule.gamma,
-            step_size: config.schedule.step_size.max(1),
-            warmup_steps: (config.schedule.warmup_epochs * spe as f64).round() as u64,
             steps_per_epoch: spe,
             total_steps: total_steps(config, steps_per_epoch) as u64,
-            knots: config.schedule.knots.clone(),
             step: 0,
         }
     }
 
     /// The same schedule with every rate times `factor` (fine-tuning's backbone rate).
     pub fn scaled(&self, factor: f64) -> Self {
+        let mut shape = self.shape.clone();
+        if let LrSchedule::Cosine { min_lr } | LrSchedule::WarmupCosine { min_lr, .. } = &mut shape
+        {
+            *min_lr *= factor;
+        }
         Self {
+            shape,
             lr: self.lr * factor,
-            min_lr: self.min_lr * factor,
             ..self.clone()
         }
     }
@@ -73,24 +63,30 @@ impl Schedule {
         let cosine = |hi: f64, lo: f64, x: f64| {
             lo + (hi - lo) * (1.0 + (PI * x.clamp(0.0, 1.0)).cos()) / 2.0
         };
-        match self.kind {
-            ScheduleKind::Constant => self.lr,
-            ScheduleKind::Step => {
-                self.lr * self.gamma.powi((epoch as usize / self.step_size) as i32)
+        match &self.shape {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Step { step_size, gamma } => {
+                self.lr * gamma.powi((epoch as usize / step_size.max(&1)) as i32)
             }
-            ScheduleKind::Exponential => self.lr * self.gamma.powf(epoch),
-            ScheduleKind::Cosine => cosine(self.lr, self.min_lr, t as f64 / total),
-            ScheduleKind::WarmupCosine => {
-                let w = self.warmup_steps.min(self.total_steps);
+            LrSchedule::Exponential { gamma } => self.lr * gamma.powf(epoch),
+            LrSchedule::Cosine { min_lr } => cosine(self.lr, *min_lr, t as f64 / total),
+            LrSchedule::WarmupCosine {
+                warmup_epochs,
+                min_lr,
+            } => {
+                let warmup = (warmup_epochs * self.steps_per_epoch as f64).round() as u64;
+                let w = warmup.min(self.total_steps);
                 if t < w {
                     self.lr * (t + 1) as f64 / w as f64
                 } else {
                     let rest = (self.total_steps - w).max(1) as f64;
-                    cosine(self.lr, self.min_lr, (t - w) as f64 / rest)
+                    cosine(self.lr, *min_lr, (t - w) as f64 / rest)
                 }
             }
-            ScheduleKind::PiecewiseLinear => self.lr * piecewise(&self.knots, t, self.total_steps),
-            ScheduleKind::OneCycle => {
+            LrSchedule::PiecewiseLinear { knots } => {
+                self.lr * piecewise(knots, t, self.total_steps)
+            }
+            LrSchedule::OneCycle => {
                 // PyTorch OneCycleLR: pct_start 0.3, div_factor 25, final_div_factor 1e4.
                 let initial = self.lr / 25.0;
                 let last = initial / 1e4;
@@ -184,6 +180,7 @@ impl LrScheduler for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ScheduleKind;
 
     fn schedule(kind: ScheduleKind) -> Schedule {
         let config = TrainConfig {
@@ -267,9 +264,26 @@ mod tests {
         );
 
         let mut s = schedule(ScheduleKind::PiecewiseLinear);
-        s.knots = knots.to_vec();
+        s.shape = LrSchedule::PiecewiseLinear {
+            knots: knots.to_vec(),
+        };
         assert!(close(s.lr_at(0), 0.1 * 0.2));
         assert!(close(s.lr_at(230), 0.1), "the peak at 23% of 1000 steps");
+    }
+
+    #[test]
+    fn a_scaled_schedule_scales_its_floor() {
+        let mut s = schedule(ScheduleKind::WarmupCosine);
+        s.shape = LrSchedule::WarmupCosine {
+            warmup_epochs: 0.0,
+            min_lr: 0.01,
+        };
+        let half = s.scaled(0.5);
+        assert!(close(half.lr_at(0), 0.05));
+        assert!(close(
+            half.lr_at(999),
+            0.005 + 0.045 * (1.0 + (PI * 0.999).cos()) / 2.0
+        ));
     }
 
     #[test]

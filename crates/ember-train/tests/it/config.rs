@@ -200,6 +200,8 @@ mod cli {
             "alternating",
             "--set",
             "optim.lr=0.3",
+            "--schedule",
+            "piecewise-linear",
             "--set",
             "schedule.knots=[[0, 1], [1, 0]]",
             "--set",

@@ -359,20 +359,25 @@ fn a_search_writes_its_results_and_resumes_where_it_stopped() {
     );
     assert_eq!(again.trials[3].values, resumed.trials[3].values);
 
-    // One search per directory: a live holder of search.lock (this process) refuses a second;
-    // a lock left by a process that is gone is taken over, and released at the end.
+    // One search per directory: a holder of search.lock's OS lock (here a second open file
+    // of this process) refuses a second search, naming its pid; a lock file left by a killed
+    // search holds no lock, and is taken over.
     let lock = out.join("search.lock");
-    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    std::fs::write(&lock, "4242\n").unwrap();
+    let held = std::fs::File::open(&lock).unwrap();
+    held.try_lock().unwrap();
     let err = search(&space, &text, &options(4), &out)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("another search") && err.contains("search.lock"),
+        err.contains("another search (pid 4242)") && err.contains("search.lock"),
         "{err}"
     );
-    std::fs::write(&lock, "4000000000\n").unwrap();
+    drop(held);
     search(&space, &text, &options(4), &out).unwrap();
-    assert!(!lock.exists(), "the lock is released");
+    let after = std::fs::File::open(&lock).unwrap();
+    assert!(after.try_lock().is_ok(), "the lock is released at the end");
+    drop(after);
     assert!(load_trials(&out).is_ok(), "trials.json stays valid");
 
     // Another space in the same directory is refused.
