@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 workers,
                 drop_last: false,
                 total_batches: None,
+                shard: None,
             };
             let loader = ImageLoader::new(
                 folder.clone(),

@@ -95,7 +95,10 @@ fn main() -> ExitCode {
         Command::Ensemble(args) => ensemble::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            ember_train::distributed::finalize();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // The library names knobs by config path; here they are flags.
             eprintln!(

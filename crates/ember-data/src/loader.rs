@@ -44,6 +44,11 @@ pub struct LoaderConfig {
     /// Batches of the whole run, when it ends part-way through an epoch (airbench's 9.9
     /// epochs): epoch `e` (0-based) yields at most `total_batches - e * num_batches()`.
     pub total_batches: Option<u64>,
+    /// Data-parallel training: this process's part of every batch, `(rank, ranks)`. The
+    /// batches are the single process's (same order, same augmentation of each image); rank
+    /// `r` builds items `[r L / N, (r + 1) L / N)` of each batch of `L` (a short last batch can
+    /// leave a rank none: its batch then has no images). Progress counts whole batches.
+    pub shard: Option<(usize, usize)>,
 }
 
 impl Default for LoaderConfig {
@@ -55,6 +60,7 @@ impl Default for LoaderConfig {
             workers: 1,
             drop_last: false,
             total_batches: None,
+            shard: None,
         }
     }
 }
@@ -69,8 +75,16 @@ impl LoaderConfig {
             workers,
             drop_last: false,
             total_batches: None,
+            shard: None,
         }
     }
+}
+
+/// Items `[r L / N, (r + 1) L / N)` of `batch` (length `L`) for rank `r` of `N`: the ranks'
+/// parts are disjoint, in order, cover the batch, and differ in length by at most one.
+pub fn shard_of<T>(batch: &[T], rank: usize, ranks: usize) -> &[T] {
+    let (l, n) = (batch.len(), ranks.max(1));
+    &batch[rank * l / n..(rank + 1) * l / n]
 }
 
 /// The loader; implements Burn's [`DataLoader`], so it plugs into Burn's Learner.
@@ -163,6 +177,13 @@ impl Job {
     }
 
     fn batch(&self, indices: &[usize]) -> Result<ImageBatch, DatasetError> {
+        if indices.is_empty() {
+            // A rank's empty part of a short batch (`LoaderConfig::shard`).
+            return Ok(ImageBatch {
+                images: Tensor::zeros([0, 1, 1, 1], &self.device),
+                targets: Tensor::zeros([0], &self.device),
+            });
+        }
         let items = indices
             .iter()
             .map(|&i| self.item(i).map(|it| (i, it)))
@@ -204,6 +225,8 @@ enum Pipeline {
 struct LoaderIter {
     pipeline: Pipeline,
     batches: Vec<Vec<usize>>,
+    /// Items of each whole batch (a shard's progress counts whole batches).
+    whole: Vec<usize>,
     next: usize,
     items_done: usize,
     items_total: usize,
@@ -221,8 +244,8 @@ impl Iterator for LoaderIter {
                 Err(DataError::Invalid("a loader worker stopped (it panicked)".into()).into())
             }),
         };
+        self.items_done += self.whole[i];
         self.next += 1;
-        self.items_done += indices.len();
         Some(result)
     }
 }
@@ -252,7 +275,13 @@ impl DataLoader<ImageBatch> for ImageLoader {
             let left = total.saturating_sub(epoch * batches.len() as u64);
             batches.truncate(left.min(batches.len() as u64) as usize);
         }
-        let items_total = batches.iter().map(Vec::len).sum();
+        let whole: Vec<usize> = batches.iter().map(Vec::len).collect();
+        let items_total = whole.iter().sum();
+        if let Some((rank, ranks)) = self.config.shard {
+            for b in &mut batches {
+                *b = shard_of(b, rank, ranks).to_vec();
+            }
+        }
         let job = Job {
             dataset: self.dataset.clone(),
             transforms: self.transforms.clone(),
@@ -286,6 +315,7 @@ impl DataLoader<ImageBatch> for ImageLoader {
         Box::new(LoaderIter {
             pipeline,
             batches,
+            whole,
             next: 0,
             items_done: 0,
             items_total,

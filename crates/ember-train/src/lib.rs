@@ -29,6 +29,7 @@
 // The bottom floor: what everything else names.
 pub mod backend;
 pub mod config;
+pub mod distributed;
 pub mod error;
 pub mod events;
 pub(crate) mod panics;

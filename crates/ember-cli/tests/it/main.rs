@@ -2,6 +2,8 @@
 
 mod augment;
 mod finetune;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod search;
 mod summary;
 mod train;

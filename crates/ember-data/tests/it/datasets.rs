@@ -423,6 +423,7 @@ fn device_slices_cut_one_shuffle_so_each_image_is_seen_once_per_epoch() {
         workers: 1,
         drop_last: false,
         total_batches: None,
+        shard: None,
     };
     let loader = ImageLoader::new(Arc::new(Toy(items)), vec![], config, Device::flex()).unwrap();
     loader.set_epoch(5);
@@ -460,6 +461,57 @@ fn device_slices_cut_one_shuffle_so_each_image_is_seen_once_per_epoch() {
 }
 
 #[test]
+fn shards_split_every_batch_of_the_single_process_in_order() {
+    // Image i is the single value i; 10 images in batches of 4: 4, 4, 2; three ranks.
+    let items: Vec<ImageItem> = (0..10)
+        .map(|i| ImageItem {
+            image: ember_data::Image::from_vec(1, 1, 1, vec![i as f32]).unwrap(),
+            label: i % 3,
+        })
+        .collect();
+    let batches = |shard| {
+        let config = LoaderConfig {
+            batch_size: 4,
+            shuffle: true,
+            seed: 9,
+            workers: 1,
+            drop_last: false,
+            total_batches: None,
+            shard,
+        };
+        let loader =
+            ImageLoader::new(Arc::new(Toy(items.clone())), vec![], config, Device::flex()).unwrap();
+        let mut iter = loader.iter();
+        let mut out = Vec::new();
+        for b in iter.by_ref() {
+            let b = b.unwrap();
+            let values = b.images.into_data().try_to_vec::<f32>().unwrap();
+            let [n] = b.targets.dims();
+            assert_eq!(n, values.len(), "one target per image");
+            out.push(values.into_iter().map(|v| v as usize).collect::<Vec<_>>());
+        }
+        assert_eq!(
+            iter.progress().items_processed,
+            10,
+            "progress counts whole batches"
+        );
+        out
+    };
+    let whole = batches(None);
+    let parts: Vec<_> = (0..3).map(|r| batches(Some((r, 3)))).collect();
+    for (i, batch) in whole.iter().enumerate() {
+        let joined: Vec<usize> = parts.iter().flat_map(|p| p[i].clone()).collect();
+        assert_eq!(&joined, batch, "batch {i}: the ranks' parts, in rank order");
+    }
+    // The short last batch of 2 leaves rank 0 without images: an empty batch, not an error.
+    assert_eq!(parts[0][2].len(), 0);
+    assert_eq!(
+        ember_data::loader::shard_of(&[1, 2, 3, 4, 5], 1, 2),
+        &[3, 4, 5][..]
+    );
+}
+
+#[test]
 fn loader_batches_depend_on_the_seed_not_on_the_workers() {
     let device = Device::flex();
     let transforms = Preset::Cifar.train([8, 8], &Stats::cifar10());
@@ -471,6 +523,7 @@ fn loader_batches_depend_on_the_seed_not_on_the_workers() {
             workers,
             drop_last: false,
             total_batches: None,
+            shard: None,
         };
         ImageLoader::new(toy(40), transforms.clone(), config, device.clone()).unwrap()
     };
@@ -507,6 +560,7 @@ fn loader_reports_items_of_the_wrong_size() {
         workers: 1,
         drop_last: false,
         total_batches: None,
+        shard: None,
     };
     let loader = ImageLoader::new(ds.clone(), vec![], config.clone(), Device::flex()).unwrap();
     let err = loader.iter().next().unwrap().unwrap_err().to_string();
@@ -716,6 +770,7 @@ fn total_batches_cut_the_last_epoch_and_drop_last_the_short_batch() {
         workers: 1,
         drop_last: true,
         total_batches: Some(12),
+        shard: None,
     };
     // 22 items: 5 full batches an epoch (the short one of 2 dropped); 12 = 5 + 5 + 2.
     let loader = ImageLoader::new(toy(22), vec![], config, Device::flex()).unwrap();

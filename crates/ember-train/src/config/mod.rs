@@ -3,6 +3,7 @@
 //! `RUN_DIR/config.toml`.
 
 use crate::backend::Backend;
+use crate::distributed::Distributed;
 use crate::error::{Result, TrainError};
 use ember_data::DatasetSpec;
 use ember_data::transform::{PadMode, Preset};
@@ -409,6 +410,10 @@ crate::section! {
         backend: Backend = Backend::Auto; flag "backend",
         /// Number of devices for Burn's data-parallel strategy (1 = single device).
         devices: usize = 1; flag "devices"; check |v| *v >= 1 => "must be at least 1",
+        /// `none`, or `mpi`: data parallelism over MPI processes, launched by `mpirun -np N`
+        /// or `srun` (a build with the `mpi` feature). `loop.batch_size` stays the global
+        /// batch; each rank trains on its part and the gradients are averaged.
+        distributed: Distributed = Distributed::None; flag "distributed",
         /// Loader worker threads.
         workers: usize = 2; flag "workers";
             check |v| *v <= MAX_WORKERS => "must be at most 256 (1-2 per core is plenty)",
@@ -641,6 +646,19 @@ impl TrainConfig {
 
     /// The rules that involve two knobs.
     fn validate_between(&self) -> Result<()> {
+        if self.runtime.distributed == Distributed::Mpi {
+            if !cfg!(feature = "mpi") {
+                return Err(crate::distributed::not_built());
+            }
+            if self.runtime.devices > 1 {
+                return broken(
+                    "runtime.devices",
+                    "must be 1 with `runtime.distributed` = mpi: one device per rank (start \
+                     one rank per device)"
+                        .into(),
+                );
+            }
+        }
         if self.train_loop.early_stop_patience.is_some() && self.data.val_split == 0.0 {
             return broken(
                 "loop.early_stop_patience",

@@ -42,6 +42,8 @@ pub(crate) struct RunContext<'a> {
     pub records: SharedRecords,
     pub steps_per_epoch: usize,
     pub total_steps: usize,
+    /// The process group of a distributed run.
+    pub group: Option<crate::distributed::Group>,
 }
 
 impl<'a> RunContext<'a> {
@@ -67,7 +69,14 @@ impl<'a> RunContext<'a> {
             records,
             steps_per_epoch,
             total_steps,
+            group: None,
         }
+    }
+
+    /// Whether this process writes the run directory and shows progress: rank 0 of a
+    /// distributed run, or the only process.
+    pub fn is_root(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.rank() == 0)
     }
 
     /// The loader of `ds` through `transforms`: shuffled, dropping a short batch and stopping
@@ -91,6 +100,7 @@ impl<'a> RunContext<'a> {
                 drop_last: training && l.drop_last,
                 total_batches: (training && l.fractional_epochs.is_some())
                     .then_some(self.total_steps as u64),
+                shard: self.group.as_ref().map(|g| (g.rank(), g.size())),
             },
             self.devices[0].clone(),
         )?;
@@ -253,7 +263,9 @@ fn supervised<N: Network>(
     if config.train_loop.early_stop_patience.is_some() {
         training = training.early_stopping(early_stopping);
     }
-    if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
+    if !ctx.is_root() {
+        training = training.renderer(Box::new(crate::training::renderer::Silent));
+    } else if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
         training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
             config.runtime.log_every_secs,
         ))));
@@ -298,7 +310,7 @@ fn training_strategy<N: Network>(
             ExecutionStrategy::multi(ctx.devices.to_vec(), MultiDeviceOptim::OptimMainDevice);
         return Ok(Some(multi.into()));
     }
-    if l.lookahead.is_none() && l.freeze.is_empty() {
+    if l.lookahead.is_none() && l.freeze.is_empty() && ctx.group.is_none() {
         return Ok(None);
     }
     let mut freeze = Vec::new();
@@ -312,6 +324,8 @@ fn training_strategy<N: Network>(
         total_steps: ctx.total_steps,
         freeze,
         lookahead: l.lookahead.clone(),
+        group: ctx.group.clone(),
+        classes: ctx.data.classes.len(),
     };
     Ok(Some(TrainingStrategy::Custom(Arc::new(strategy))))
 }

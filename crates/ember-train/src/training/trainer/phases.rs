@@ -22,11 +22,33 @@ pub(crate) fn train_network<N: Network>(
     build: impl Fn(&Device) -> Result<N>,
     tuning: Option<&Tuning>,
 ) -> Result<TrainOutcome> {
-    let (config, events) = (setup.config, &setup.events);
-    config.validate_options()?;
+    setup.config.validate_options()?;
+    let group = crate::distributed::group(setup.config.runtime.distributed)?;
+    // Ranks other than 0 write to a scratch directory of their own and print nothing.
+    let rank_config;
+    let silent = crate::events::Events::new(|_| {});
+    let (config, events) = match &group {
+        Some(g) => {
+            check_ranks_agree(g.as_ref(), setup.config, &data)?;
+            if g.rank() > 0 {
+                let mut c = setup.config.clone();
+                c.runtime.out = crate::distributed::scratch_dir(&c.runtime.out, g.rank());
+                // Leftovers of an earlier job would make this one a resume.
+                let _ = std::fs::remove_dir_all(&c.runtime.out);
+                rank_config = c;
+                (&rank_config, &silent)
+            } else {
+                (setup.config, &setup.events)
+            }
+        }
+        None => (setup.config, &setup.events),
+    };
     let run = RunDir::new(&config.runtime.out);
     let devices = devices(config.runtime.backend, config.runtime.devices)?;
-    let start = run.start_point(config.train_loop.epochs, setup.resume)?;
+    let start = match &group {
+        Some(g) => shared_start_point(g.as_ref(), &run, config.train_loop.epochs, setup.resume)?,
+        None => run.start_point(config.train_loop.epochs, setup.resume)?,
+    };
     for (epoch, why) in &start.damaged {
         events.emit(Event::DamagedCheckpoint {
             epoch: *epoch,
@@ -40,7 +62,8 @@ pub(crate) fn train_network<N: Network>(
         });
     }
     let records = open_run(&run, config, &info, &data, setup.resume, start.epoch)?;
-    let ctx = RunContext::new(config, &run, &data, &devices, events, records);
+    let mut ctx = RunContext::new(config, &run, &data, &devices, events, records);
+    ctx.group = group.clone();
 
     let mut start_epoch = start.epoch;
     let (mut seconds, mut data_init_seconds) = (0.0, 0.0);
@@ -78,6 +101,21 @@ pub(crate) fn train_network<N: Network>(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if !ctx.is_root() {
+        // Rank 0 saves the weights and evaluates them; this rank's files were scratch.
+        let _ = std::fs::remove_dir_all(&run.root);
+        let stopped_early = records.last().map_or(0, |r| r.epoch) < config.train_loop.epochs;
+        return Ok(TrainOutcome {
+            run,
+            best_epoch: super::best_epoch(&records, config.train_loop.monitor),
+            records,
+            report: None,
+            report_split: crate::inspect::eval::EvalSplit::Val,
+            stopped_early,
+            seconds,
+            data_init_seconds,
+        });
+    }
     finish(
         config,
         run,
@@ -87,6 +125,79 @@ pub(crate) fn train_network<N: Network>(
         (seconds, data_init_seconds),
         &devices[0],
     )
+}
+
+/// Every rank must train the same thing: the config (but for the run directory, which only
+/// rank 0 uses) and the data, by fingerprint, before the first step.
+fn check_ranks_agree(
+    group: &dyn crate::distributed::Collective,
+    config: &TrainConfig,
+    data: &RunData,
+) -> Result<()> {
+    use crate::distributed::{check_same, fingerprint};
+    let text = toml::to_string(&config.to_table()?).unwrap_or_default();
+    check_same(group, "config", fingerprint(text.as_bytes()))?;
+    let mut seen = format!(
+        "{} {} {:?} {:?}",
+        data.train.len(),
+        data.valid.len(),
+        data.classes,
+        data.input
+    );
+    let n = data.train.len();
+    for k in 0..n.min(64) {
+        let i = k * n / n.min(64);
+        if let Ok(item) = data.train.get(i) {
+            let sum: f64 = item.image.data.iter().map(|v| *v as f64).sum();
+            seen.push_str(&format!(" {}:{sum:.6}", item.label));
+        }
+    }
+    check_same(group, "training data", fingerprint(seen.as_bytes()))
+}
+
+/// Where a distributed run starts: rank 0's start point, and on a resume rank 0's checkpoint
+/// of that epoch and its metrics, copied into every other rank's scratch directory, so that
+/// each rank's Learner resumes from the same state without a shared file system.
+fn shared_start_point(
+    group: &dyn crate::distributed::Collective,
+    run: &RunDir,
+    epochs: usize,
+    resume: bool,
+) -> Result<crate::store::run::StartPoint> {
+    let files = |epoch: usize| {
+        let ckpt = run.checkpoints();
+        vec![
+            ckpt.join(format!("model-{epoch}.bpk")),
+            ckpt.join(format!("optim-{epoch}.bpk")),
+            ckpt.join(format!("scheduler-{epoch}.bpk")),
+            run.metrics(),
+        ]
+    };
+    if group.rank() == 0 {
+        let start = run.start_point(epochs, resume)?;
+        let mut epoch = (start.epoch as u64).to_le_bytes().to_vec();
+        group.broadcast_bytes(&mut epoch);
+        if start.epoch > 0 {
+            for path in files(start.epoch) {
+                let mut bytes = std::fs::read(&path).unwrap_or_default();
+                group.broadcast_bytes(&mut bytes);
+            }
+        }
+        return Ok(start);
+    }
+    let mut epoch = Vec::new();
+    group.broadcast_bytes(&mut epoch);
+    let epoch = u64::from_le_bytes(epoch.try_into().unwrap_or([0; 8])) as usize;
+    if epoch > 0 {
+        std::fs::create_dir_all(run.checkpoints())
+            .map_err(|e| TrainError::file(run.checkpoints(), e))?;
+        for path in files(epoch) {
+            let mut bytes = Vec::new();
+            group.broadcast_bytes(&mut bytes);
+            write_atomic(&path, &bytes)?;
+        }
+    }
+    run.start_point(epochs, epoch > 0)
 }
 
 /// Writes the run's config, description and validation list into its directory, and gives

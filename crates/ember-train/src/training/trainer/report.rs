@@ -67,6 +67,7 @@ pub(crate) fn finish<N: Network>(
                     workers: config.runtime.workers,
                     drop_last: false,
                     total_batches: None,
+                    shard: None,
                 },
                 eval_device,
             )?;

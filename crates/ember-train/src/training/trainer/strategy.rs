@@ -15,6 +15,8 @@
 //! and renderers, validation, checkpointing, early stopping and interruption.
 
 use crate::config::LookaheadConfig;
+use crate::distributed::Group;
+use crate::distributed::parallel::{all_reduce_gradients, gather_output, sync_from_rank0};
 use crate::training::classifier::{Classifier, Network};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
@@ -38,6 +40,11 @@ pub(crate) struct StepStrategy {
     pub freeze: Vec<(usize, HashSet<ParamId>)>,
     /// Lookahead, if on.
     pub lookahead: Option<LookaheadConfig>,
+    /// Data parallelism: the process group, whose ranks train on parts of each batch (the
+    /// loaders are sharded) and average their gradients ([`crate::distributed`]).
+    pub group: Option<Group>,
+    /// The classes (the width of the outputs the ranks gather).
+    pub classes: usize,
 }
 
 impl<N: Network> SupervisedLearningStrategy<Classifier<N>> for StepStrategy {
@@ -72,12 +79,29 @@ impl<N: Network> SupervisedLearningStrategy<Classifier<N>> for StepStrategy {
             if interrupter.should_stop() {
                 break;
             }
+            if let Some(group) = &self.group {
+                // Rank 0's batch-norm statistics everywhere before validating and saving.
+                match sync_from_rank0(group.as_ref(), learner.model()) {
+                    Ok(m) if group.rank() > 0 => learner.load_model(m.into_record()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        interrupter.fail(group_failure(e));
+                        break;
+                    }
+                }
+            }
 
             interrupter.fail_on_error(processor.process_valid(LearnerEvent::StartSplit {
                 epoch_number: epoch,
                 total_items: valid_items,
             }));
-            validate(&learner, &valid, &mut processor, &interrupter);
+            validate(
+                &learner,
+                &valid,
+                &mut processor,
+                &interrupter,
+                self.group.as_ref().map(|g| (g.as_ref(), self.classes)),
+            );
             interrupter.fail_on_error(processor.process_valid(LearnerEvent::EndSplit(epoch)));
             interrupter.fail_on_error(processor.process_train(LearnerEvent::EndEpoch(epoch)));
             if checkpointer.is_some() || early_stopping.is_some() {
@@ -86,7 +110,11 @@ impl<N: Network> SupervisedLearningStrategy<Classifier<N>> for StepStrategy {
             if interrupter.should_stop() {
                 break;
             }
-            if let Some(c) = &mut checkpointer {
+            // Rank 0 owns the run directory; the others' checkpoints would never be read.
+            let root = self.group.as_ref().is_none_or(|g| g.rank() == 0);
+            if let Some(c) = &mut checkpointer
+                && root
+            {
                 c.checkpoint(&learner, epoch, &components.event_store);
             }
             if let Some(e) = &mut early_stopping
@@ -120,21 +148,42 @@ impl StepStrategy {
         let mut step = (epoch - 1) * self.steps_per_epoch;
         let mut iterator = loader.iter();
         let mut iteration = 0;
-        while let Some(item) = iterator.next() {
-            let item = match item {
-                Ok(item) => item,
-                Err(err) => {
-                    interrupter.fail(err);
-                    break;
-                }
+        loop {
+            let next = iterator.next();
+            let Some(item) = self.agree_on_step(next, interrupter) else {
+                break;
             };
             iteration += 1;
             let progress = iterator.progress();
-            let output = learner.train_step(item);
-            let mut grads = output.grads;
-            if !frozen.is_empty() {
-                drop_gradients(&learner.model().net, &frozen, &mut grads);
-            }
+            let drop_frozen = |grads: &mut GradientsParams| {
+                if !frozen.is_empty() {
+                    drop_gradients(&learner.model().net, &frozen, grads);
+                }
+            };
+            let (item, grads) = match &self.group {
+                None => {
+                    let mut output = learner.train_step(item);
+                    drop_frozen(&mut output.grads);
+                    (output.item, output.grads)
+                }
+                Some(group) => {
+                    // A rank whose part of a short batch is empty adds nothing but takes part.
+                    let [images, ..] = item.images.dims();
+                    let (local_item, mut grads) = match images {
+                        0 => (None, GradientsParams::new()),
+                        _ => {
+                            let o = learner.train_step(item);
+                            (Some(o.item), o.grads)
+                        }
+                    };
+                    drop_frozen(&mut grads);
+                    let net = &learner.model().net;
+                    let grads = all_reduce_gradients(group.as_ref(), net, grads, images);
+                    let device = self.device.clone().inner();
+                    let item = gather_output(group.as_ref(), local_item, self.classes, &device);
+                    (item, grads)
+                }
+            };
             learner.lr_step();
             learner.optimizer_step(grads);
             step += 1;
@@ -151,31 +200,89 @@ impl StepStrategy {
                     learner.load_model(pulled.into_record());
                 }
             }
-            let item = TrainingItem::new(
-                output.item,
-                progress,
-                Some(iteration),
-                Some(learner.lr_current()),
-            );
+            let item =
+                TrainingItem::new(item, progress, Some(iteration), Some(learner.lr_current()));
             interrupter.fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
-            if interrupter.should_stop() {
+            // With a group, the next step's agreement stops every rank together.
+            if interrupter.should_stop() && self.group.is_none() {
                 break;
             }
         }
     }
 }
 
-/// Burn's `SingleDeviceValidEpoch::run`.
+impl StepStrategy {
+    /// The loader's next batch, if the step goes ahead. One process: the batch, or `None` at
+    /// the end of the epoch or on a loading error (which fails the run). Several: every rank
+    /// says whether it has a batch, failed to load one, or was asked to stop, and all go on
+    /// only together, so that no rank waits in a collective the others never enter; an
+    /// error on one rank fails the run on every rank, naming it.
+    fn agree_on_step<T>(
+        &self,
+        next: Option<Result<T, burn::data::dataset::DatasetError>>,
+        interrupter: &Interrupter,
+    ) -> Option<T> {
+        let Some(group) = &self.group else {
+            return match next? {
+                Ok(item) => Some(item),
+                Err(err) => {
+                    interrupter.fail(err);
+                    None
+                }
+            };
+        };
+        // 0: no batch left, 1: a batch, 2: failed to load, 3: asked to stop.
+        let (state, item) = match next {
+            _ if interrupter.should_stop() => (3, None),
+            None => (0, None),
+            Some(Ok(item)) => (1, Some(item)),
+            Some(Err(err)) => {
+                interrupter.fail(err);
+                (2, None)
+            }
+        };
+        let states = group.all_gather_u64(state);
+        if let Some(rank) = states.iter().position(|s| *s == 2) {
+            if state != 2 {
+                interrupter.fail(group_failure(format!(
+                    "rank {rank} could not load its part of the batch (its log says why)"
+                )));
+            }
+            return None;
+        }
+        if states.contains(&3) {
+            if state != 3 {
+                interrupter.stop(Some("another rank stopped"));
+            }
+            return None;
+        }
+        if states.iter().all(|s| *s == 1) {
+            return item;
+        }
+        if states.contains(&1) {
+            interrupter.fail(group_failure(
+                "the ranks' loaders disagree on the number of batches (a bug)",
+            ));
+        }
+        None
+    }
+}
+
+/// Burn's `SingleDeviceValidEpoch::run`; with a process group, each rank evaluates its part
+/// of each batch and every rank's metrics see the whole batch.
 fn validate<N: Network>(
     learner: &Learner<Classifier<N>>,
     loader: &burn::train::ValidLoader<Classifier<N>>,
     processor: &mut SupervisedTrainingEventProcessor<Classifier<N>>,
     interrupter: &Interrupter,
+    group: Option<(&dyn crate::distributed::Collective, usize)>,
 ) {
     let model = learner.model().valid();
     let mut iterator = loader.iter();
     let mut iteration = 0;
     while let Some(item) = iterator.next() {
+        // Validation reads in order from data the ranks share: a load error is a file error
+        // every rank meets at the same batch.
         let item = match item {
             Ok(item) => item,
             Err(err) => {
@@ -185,13 +292,26 @@ fn validate<N: Network>(
         };
         let progress = iterator.progress();
         iteration += 1;
-        let output = InferenceStep::step(&model, item);
+        let output = match group {
+            None => InferenceStep::step(&model, item),
+            Some((group, classes)) => {
+                let device = item.images.device();
+                let [images, ..] = item.images.dims();
+                let local = (images > 0).then(|| InferenceStep::step(&model, item));
+                gather_output(group, local, classes, &device)
+            }
+        };
         let item = TrainingItem::new(output, progress, Some(iteration), None);
         interrupter.fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
-        if interrupter.should_stop() {
+        if interrupter.should_stop() && group.is_none() {
             break;
         }
     }
+}
+
+/// A failure of the process group, as the error type Burn's interrupter takes.
+fn group_failure(msg: impl Into<String>) -> burn::data::dataset::DatasetError {
+    ember_data::DataError::Invalid(msg.into()).into()
 }
 
 /// Removes the gradients of `frozen` from `grads`: the optimizer then skips them.

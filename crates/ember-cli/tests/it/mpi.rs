@@ -1,0 +1,281 @@
+//! `mpirun -np 2 ember train --distributed mpi` against one process (feature `mpi`; needs
+//! Open MPI's `mpirun`, which `.ci/run` installs). Two ranks with half of each batch must
+//! train what one process with the whole batch trains: the same per-step losses and the same
+//! final weights, to f32 summation tolerance (LeNet without batch norm).
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn mnist() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-subset")
+}
+
+/// `ember train` of LeNet for 2 epochs; 600 images in batches of 64: 8 full batches and a
+/// short one an epoch (after the 10% validation split), so the ranks' parts are unequal once.
+fn args(out: &Path) -> Vec<String> {
+    [
+        "train",
+        "--model",
+        "lenet5_modern",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        mnist().to_str().unwrap(),
+        "--train-limit",
+        "600",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--optimizer",
+        "nesterov",
+        "--lr",
+        "0.05",
+        "--weight-decay",
+        "0.0005",
+        "--schedule",
+        "cosine",
+        "--workers",
+        "1",
+        "--no-diagnostics",
+        "--backend",
+        "flex",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `mpirun` for a test: as root if need be, more ranks than cores allowed, loopback only.
+fn mpirun(np: usize) -> std::process::Command {
+    let mut c = std::process::Command::new("mpirun");
+    c.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl_tcp_if_include", "lo")
+        .env("OMPI_MCA_oob_tcp_if_include", "lo")
+        .env("EMBER_OFFLINE", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .args([
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            "-np",
+            &np.to_string(),
+        ])
+        .arg(assert_cmd::cargo::cargo_bin("ember"));
+    c
+}
+
+/// Burn's per-step training losses of `epoch`, from its metric log.
+fn step_losses(run: &Path, epoch: usize) -> Vec<f64> {
+    let path = run.join(format!("train/epoch-{epoch}/Loss.log"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect()
+}
+
+fn eval_json(run: &Path) -> serde_json::Value {
+    let out = Command::cargo_bin("ember")
+        .unwrap()
+        .env("EMBER_OFFLINE", "1")
+        .args(["eval", "--run", run.to_str().unwrap(), "--data-dir"])
+        .arg(mnist())
+        .arg("--json")
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-3)
+}
+
+#[test]
+fn two_ranks_train_what_one_process_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    Command::cargo_bin("ember")
+        .unwrap()
+        .env("EMBER_OFFLINE", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .args(args(&one))
+        .assert()
+        .success();
+    let mut distributed = args(&two);
+    distributed.extend(["--distributed".into(), "mpi".into()]);
+    let run = Command::from_std(mpirun(2)).args(&distributed).assert();
+    let output = run.get_output();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "mpirun failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.matches("done in").count(),
+        1,
+        "one summary, rank 0's:\n{stdout}"
+    );
+    for epoch in 1..=2 {
+        let (a, b) = (step_losses(&one, epoch), step_losses(&two, epoch));
+        assert_eq!(a.len(), b.len(), "epoch {epoch}: as many steps");
+        assert!(a.len() >= 9, "epoch {epoch}: {} steps", a.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(close(*x, *y, 1e-4), "epoch {epoch} step {i}: {x} vs {y}");
+        }
+    }
+    // The final weights: the same evaluation to f32 tolerance.
+    let (e1, e2) = (eval_json(&one), eval_json(&two));
+    let (l1, l2) = (e1["loss"].as_f64().unwrap(), e2["loss"].as_f64().unwrap());
+    assert!(close(l1, l2, 1e-4), "eval loss {l1} vs {l2}");
+    assert_eq!(e1["accuracy"], e2["accuracy"]);
+    // Rank 0 owns the run directory; rank 1 left no scratch behind.
+    assert!(two.join("final.bpk").is_file() && two.join("report.json").is_file());
+    let scratch = std::env::temp_dir();
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ember-rank1-"))
+        .collect();
+    assert!(left.is_empty(), "rank 1's scratch left: {left:?}");
+}
+
+#[test]
+fn distributed_outside_mpirun_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&dir.path().join("run"));
+    a.extend(["--distributed".into(), "mpi".into()]);
+    let out = Command::cargo_bin("ember")
+        .unwrap()
+        .env_remove("OMPI_COMM_WORLD_SIZE")
+        .env_remove("PMI_SIZE")
+        .env_remove("PMIX_RANK")
+        .env_remove("PMI_RANK")
+        .env_remove("SLURM_STEP_NUM_TASKS")
+        .args(&a)
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("--distributed") && err.contains("mpirun -np N"),
+        "{err}"
+    );
+}
+
+/// The pid of rank `rank` of a running job of the `ember` binary (by its launcher's
+/// environment), if it has started.
+fn rank_pid(rank: usize) -> Option<u32> {
+    let exe = assert_cmd::cargo::cargo_bin("ember");
+    let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let first = cmdline.split(|b| *b == 0).next()?;
+        if Path::new(std::str::from_utf8(first).ok()?) != exe {
+            return None;
+        }
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        env.split(|b| *b == 0)
+            .any(|v| v == want.as_bytes())
+            .then_some(pid)
+    })
+}
+
+fn val_losses(run: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "val_loss").unwrap();
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_the_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let epochs = |mut a: Vec<String>| {
+        let at = a.iter().position(|x| x == "--epochs").unwrap();
+        a[at + 1] = "6".into();
+        a
+    };
+    Command::cargo_bin("ember")
+        .unwrap()
+        .env("EMBER_OFFLINE", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .args(epochs(args(&one)))
+        .assert()
+        .success();
+    let mut distributed = epochs(args(&two));
+    distributed.extend(["--distributed".into(), "mpi".into()]);
+    let mut job = mpirun(2)
+        .args(&distributed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill rank 1 (SIGKILL: no chance to clean up) once rank 0 has checkpointed epoch 2.
+    let started = std::time::Instant::now();
+    while !two.join("checkpoint/model-2.bpk").is_file() {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "no checkpoint of epoch 2"
+        );
+        assert!(
+            job.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rank_pid(1).expect("rank 1 is running");
+    let killed = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            killed.elapsed().as_secs() < 60,
+            "the job hangs after a rank died"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "the job must fail when a rank dies");
+    assert!(
+        stderr.contains("rank 1") && stderr.contains("signal 9"),
+        "mpirun names the dead rank:\n{stderr}"
+    );
+
+    // The resumed job ends where the uninterrupted single process ends.
+    let out = Command::from_std(mpirun(2))
+        .args([
+            "train",
+            "--resume",
+            two.to_str().unwrap(),
+            "--distributed",
+            "mpi",
+        ])
+        .assert();
+    let o = out.get_output();
+    assert!(
+        o.status.success(),
+        "resume failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (a, b) = (val_losses(&one), val_losses(&two));
+    assert_eq!(a.len(), 6);
+    assert_eq!(b.len(), 6);
+    for (e, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(close(*x, *y, 1e-4), "epoch {}: val_loss {x} vs {y}", e + 1);
+    }
+}
