@@ -134,13 +134,12 @@ fn two_ranks_train_what_one_process_trains() {
     assert_eq!(e1["accuracy"], e2["accuracy"]);
     // Rank 0 owns the run directory; rank 1 left no scratch behind.
     assert!(two.join("final.bpk").is_file() && two.join("report.json").is_file());
-    let scratch = std::env::temp_dir();
-    let left: Vec<_> = std::fs::read_dir(&scratch)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("ember-rank1-"))
-        .collect();
-    assert!(left.is_empty(), "rank 1's scratch left: {left:?}");
+    let scratch = ember_train::distributed::scratch_dir(&two, 1);
+    assert!(
+        !scratch.exists(),
+        "rank 1's scratch left: {}",
+        scratch.display()
+    );
 }
 
 #[test]
