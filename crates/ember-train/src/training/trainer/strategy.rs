@@ -148,8 +148,11 @@ impl StepStrategy {
         let mut step = (epoch - 1) * self.steps_per_epoch;
         let mut iterator = loader.iter();
         let mut iteration = 0;
+        // Seconds of the steps and of their collectives (`EMBER_PROFILE_COLLECTIVES`).
+        let (mut step_secs, mut collective_secs) = (0.0, 0.0);
         loop {
             let next = iterator.next();
+            let step_started = std::time::Instant::now();
             let Some(item) = self.agree_on_step(next, interrupter) else {
                 break;
             };
@@ -177,15 +180,18 @@ impl StepStrategy {
                         }
                     };
                     drop_frozen(&mut grads);
+                    let started = std::time::Instant::now();
                     let net = &learner.model().net;
                     let grads = all_reduce_gradients(group.as_ref(), net, grads, images);
                     let device = self.device.clone().inner();
                     let item = gather_output(group.as_ref(), local_item, self.classes, &device);
+                    collective_secs += started.elapsed().as_secs_f64();
                     (item, grads)
                 }
             };
             learner.lr_step();
             learner.optimizer_step(grads);
+            step_secs += step_started.elapsed().as_secs_f64();
             step += 1;
             if let Some(l) = &self.lookahead {
                 let last = step >= self.total_steps;
@@ -207,6 +213,16 @@ impl StepStrategy {
             if interrupter.should_stop() && self.group.is_none() {
                 break;
             }
+        }
+        if let Some(g) = &self.group
+            && g.rank() == 0
+            && std::env::var_os("EMBER_PROFILE_COLLECTIVES").is_some()
+        {
+            // A benchmark's measurement (docs/benchmarks.md), one JSON line per epoch.
+            eprintln!(
+                "{{\"epoch\":{epoch},\"ranks\":{},\"steps\":{iteration},\"step_secs\":{step_secs:.3},\"collective_secs\":{collective_secs:.3}}}",
+                g.size()
+            );
         }
     }
 }
