@@ -265,7 +265,12 @@ fn supervised<N: Network>(
     }
     if !ctx.is_root() {
         training = training.renderer(Box::new(crate::training::renderer::Silent));
-    } else if !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none()) {
+    } else if ctx.group.is_some()
+        || !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none())
+    {
+        // Under `mpirun` stdout is a pseudo-terminal of the launcher's, not the user's: Burn's
+        // dashboard cannot take it over (it fails, "No such device or address"), so rank 0
+        // prints progress lines.
         training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
             config.runtime.log_every_secs,
         ))));
