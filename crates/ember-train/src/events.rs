@@ -136,24 +136,45 @@ pub fn print_event(event: &Event) {
 
 /// An event handler, shared with the threads a run starts.
 #[derive(Clone)]
-pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
+pub struct Events {
+    handler: Arc<dyn Fn(&Event) + Send + Sync>,
+    /// No events and no progress display (dashboard or lines) at all.
+    silent: bool,
+}
 
 impl Default for Events {
     /// [`print_event`].
     fn default() -> Self {
-        Self(Arc::new(print_event))
+        Self::new(print_event)
     }
 }
 
 impl Events {
     /// A handler of its own.
     pub fn new(handler: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(handler))
+        Self {
+            handler: Arc::new(handler),
+            silent: false,
+        }
+    }
+
+    /// Nothing shown: no events, and no dashboard or progress lines either (a trial that
+    /// another rank of a search reports on).
+    pub fn silent() -> Self {
+        Self {
+            handler: Arc::new(|_| {}),
+            silent: true,
+        }
+    }
+
+    /// Whether this is [`Events::silent`].
+    pub fn is_silent(&self) -> bool {
+        self.silent
     }
 
     /// Hands `event` to the handler.
     pub fn emit(&self, event: Event) {
-        (self.0)(&event)
+        (self.handler)(&event)
     }
 }
 

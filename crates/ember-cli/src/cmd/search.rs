@@ -6,12 +6,17 @@ use anyhow::{Result, bail};
 use clap::Args;
 use ember_train::Backend;
 use ember_train::config::Monitor;
+use ember_train::distributed::Distributed;
 use ember_train::eval::EvalSplit;
 use ember_train::search::prune::Prune;
 use ember_train::search::sampler::Strategy;
 use ember_train::search::space::Space;
-use ember_train::search::{SearchOptions, TrialState, ranked, search, table, trial_dir};
+use ember_train::search::{
+    SearchEvent, SearchEvents, SearchOptions, TrialState, TrialTrainer, ranked, search,
+    search_ranks, table, train_trial, trial_dir,
+};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -33,6 +38,10 @@ pub struct SearchArgs {
     /// Trials at once (each with its own data loader thread).
     #[arg(long, default_value_t = 1)]
     parallel: usize,
+    /// none, or mpi: spread the trials over the ranks of `mpirun -np N ember search ...`, one
+    /// trial a rank at a time; rank 0 keeps the study (needs a build with `--features mpi`).
+    #[arg(long, default_value = "none")]
+    distributed: Distributed,
     /// Seed of the sampler (the trials' own seed is the space's [base] seed).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -63,21 +72,57 @@ pub fn run(args: SearchArgs) -> Result<()> {
     if args.ensemble_top == Some(0) {
         bail!("--ensemble-top must be at least 1");
     }
-    println!(
-        "searching {} knobs ({}) with {:?}, {} trials, pruning {:?} -> {}",
-        space.knobs.len(),
-        space
-            .knobs
-            .iter()
-            .map(|k| k.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        options.strategy,
-        options.trials,
-        options.prune,
-        args.out.display()
-    );
-    let outcome = search(&space, &text, &options, &args.out)?;
+    let announce = || {
+        println!(
+            "searching {} knobs ({}) with {:?}, {} trials, pruning {:?} -> {}",
+            space.knobs.len(),
+            space
+                .knobs
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            options.strategy,
+            options.trials,
+            options.prune,
+            args.out.display()
+        )
+    };
+    let outcome = match args.distributed {
+        Distributed::None => {
+            ember_train::distributed::not_one_of_many()?;
+            announce();
+            search(&space, &text, &options, &args.out)?
+        }
+        Distributed::Mpi => {
+            let mailbox = ember_train::distributed::mailbox()?;
+            let root = mailbox.rank() == 0;
+            if root {
+                announce();
+                let n = mailbox.size();
+                println!("{n} ranks: {n} trials at once");
+            }
+            // The other ranks train what rank 0 sends them and show nothing.
+            let quiet = |config: &_, resume, hook| {
+                ember_train::trainer::Training::new(config)
+                    .resume(resume)
+                    .with_hook(hook)
+                    .silent()
+                    .launch()
+                    .map(|o| o.records)
+            };
+            let (train, events): (&TrialTrainer, SearchEvents) = if root {
+                (&train_trial, Arc::new(|e: &SearchEvent| println!("{e}")))
+            } else {
+                (&quiet, Arc::new(|_: &SearchEvent| {}))
+            };
+            let spread = search_ranks(&space, &text, &options, &args.out, mailbox, train, events)?;
+            match spread {
+                Some(outcome) => outcome,
+                None => return Ok(()),
+            }
+        }
+    };
     println!("\n{}\n", table(&space, &options, &outcome.trials));
     match &outcome.best {
         Some(best) => println!(

@@ -13,8 +13,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 pub(crate) fn train_and_report(config: TrainConfig, resume: bool) -> Result<()> {
-    use ember_train::distributed::{Distributed, launcher_rank};
-    if config.runtime.distributed == Distributed::Mpi && launcher_rank().unwrap_or(0) > 0 {
+    use ember_train::distributed::{Distributed, launcher_rank, not_one_of_many};
+    if config.runtime.distributed == Distributed::None {
+        not_one_of_many()?;
+    } else if launcher_rank().unwrap_or(0) > 0 {
         // One summary per job: rank 0's. Errors still print on every rank.
         trainer::Training::new(&config).resume(resume).launch()?;
         return Ok(());

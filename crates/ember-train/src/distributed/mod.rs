@@ -78,6 +78,104 @@ impl Collective for Solo {
 /// The process group of a run, when it is distributed.
 pub type Group = Arc<dyn Collective>;
 
+/// Messages between rank 0 and one other rank, for work handed out by rank 0 (the trials of
+/// a search): unlike a [`Collective`], only the two ranks of a message take part. Messages
+/// from one rank with one tag arrive in the order they were sent (MPI's non-overtaking rule).
+pub trait Mailbox: Send + Sync {
+    /// This process's rank, from 0.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn size(&self) -> usize;
+    /// Sends `bytes` to rank `to` under `tag`.
+    fn send(&self, to: usize, tag: u16, bytes: &[u8]);
+    /// The next message from rank `from` under `tag`, waiting for it. Several threads may
+    /// wait at once, each for its own rank.
+    fn receive(&self, from: usize, tag: u16) -> Vec<u8>;
+}
+
+/// `n` ranks as mailboxes of one process, for running rank-0-assigns-work code on threads
+/// (tests, and a reader trying it without MPI): mailbox `r` is rank `r`'s.
+pub fn local_mailboxes(n: usize) -> Vec<Arc<dyn Mailbox>> {
+    let queues = Arc::new(LocalQueues::default());
+    (0..n)
+        .map(|rank| {
+            Arc::new(LocalMailbox {
+                rank,
+                size: n,
+                queues: queues.clone(),
+            }) as Arc<dyn Mailbox>
+        })
+        .collect()
+}
+
+/// Messages in flight from one rank to another under one tag, oldest first.
+type Queue = std::collections::VecDeque<Vec<u8>>;
+
+/// Messages in flight, by (from, to, tag).
+#[derive(Default)]
+struct LocalQueues {
+    messages: std::sync::Mutex<std::collections::HashMap<(usize, usize, u16), Queue>>,
+    arrived: std::sync::Condvar,
+}
+
+struct LocalMailbox {
+    rank: usize,
+    size: usize,
+    queues: Arc<LocalQueues>,
+}
+
+impl Mailbox for LocalMailbox {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn send(&self, to: usize, tag: u16, bytes: &[u8]) {
+        let mut m = self
+            .queues
+            .messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.entry((self.rank, to, tag))
+            .or_default()
+            .push_back(bytes.to_vec());
+        self.queues.arrived.notify_all();
+    }
+    fn receive(&self, from: usize, tag: u16) -> Vec<u8> {
+        let mut m = self
+            .queues
+            .messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(bytes) = m
+                .get_mut(&(from, self.rank, tag))
+                .and_then(|q| q.pop_front())
+            {
+                return bytes;
+            }
+            m = self
+                .queues
+                .arrived
+                .wait(m)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// MPI's world as a [`Mailbox`]: an error outside `mpirun` or in a build without MPI.
+pub fn mailbox() -> Result<Arc<dyn Mailbox>> {
+    #[cfg(feature = "mpi")]
+    {
+        self::mpi::mailbox()
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        Err(not_built())
+    }
+}
+
 /// The group `mode` asks for: `None` for one process; MPI's world for `Mpi`, which must have
 /// been launched by `mpirun`/`srun` and built with the `mpi` feature.
 pub fn group(mode: Distributed) -> Result<Option<Group>> {
@@ -120,6 +218,32 @@ pub fn launched_by_mpi() -> bool {
     ]
     .iter()
     .any(|v| std::env::var_os(v).is_some())
+}
+
+/// The number of ranks the launcher started (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`,
+/// `SLURM_STEP_NUM_TASKS`), before MPI is initialised; `None` when no launcher did.
+pub fn launcher_size() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
+/// An error when this process is one of several ranks a launcher started but was not asked
+/// to be distributed: every rank would run the whole job and write the same files. The
+/// `ember` command checks it before a `train` or `search` (not the library: the trials of a
+/// distributed search are plain runs inside such ranks).
+pub fn not_one_of_many() -> Result<()> {
+    match launcher_size() {
+        Some(n) if n > 1 => Err(TrainError::Knob {
+            path: "runtime.distributed".into(),
+            msg: format!(
+                "is `none`, but this process is one of {n} ranks an MPI launcher started: \
+                 every rank would run the whole job into the same directory; add \
+                 `--distributed mpi` (or run one process without mpirun)"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// This process's rank as its launcher says (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`,

@@ -8,7 +8,7 @@
 //! A rank that dies (killed, panicked, exited early) ends the job: Open MPI's `mpirun` kills
 //! the other ranks within seconds and exits non-zero, naming the rank that died.
 
-use super::{Collective, Group};
+use super::{Collective, Group, Mailbox};
 use crate::error::{Result, TrainError};
 use ::mpi::Threading;
 use ::mpi::collective::SystemOperation;
@@ -32,6 +32,20 @@ unsafe impl Sync for World {}
 
 /// The job's world, initialising MPI the first time; an error outside `mpirun`/`srun`.
 pub fn world() -> Result<Group> {
+    Ok(Arc::new(World {
+        comm: world_comm()?,
+    }))
+}
+
+/// The job's world as a [`Mailbox`] (the ranks of a search), initialising MPI the first time.
+pub fn mailbox() -> Result<Arc<dyn Mailbox>> {
+    Ok(Arc::new(Post {
+        comm: world_comm()?,
+        serial: Mutex::new(()),
+    }))
+}
+
+fn world_comm() -> Result<SimpleCommunicator> {
     if !super::launched_by_mpi() {
         return Err(TrainError::Knob {
             path: "runtime.distributed".into(),
@@ -57,7 +71,7 @@ pub fn world() -> Result<Group> {
         .as_ref()
         .map(|u| u.world())
         .ok_or_else(|| TrainError::Training("MPI is not initialised".into()))?;
-    Ok(Arc::new(World { comm }))
+    Ok(comm)
 }
 
 /// Finalises MPI if it was initialised: call once, before the process exits.
@@ -112,5 +126,74 @@ impl Collective for World {
         root.broadcast_into(&mut len);
         bytes.resize(len as usize, 0);
         root.broadcast_into(&mut bytes[..]);
+    }
+}
+
+/// Point-to-point messages over MPI's world, from any thread.
+///
+/// Rank 0 of a search waits for several ranks at once, one thread each, but MPI runs at
+/// `MPI_THREAD_SERIALIZED`: so every MPI call here is made under `serial`, and no call
+/// blocks while holding it. A receive polls (`MPI_Improbe`, then the matched receive of the
+/// probed message); a send starts (`MPI_Isend`) and polls for completion. The polls sleep
+/// 2 ms between tries: nothing next to a trial's seconds, and no core spinning.
+struct Post {
+    comm: SimpleCommunicator,
+    serial: Mutex<()>,
+}
+
+// SAFETY: every MPI call of a `Post` is made under its `serial` mutex, one at a time, which
+// MPI_THREAD_SERIALIZED allows from any thread.
+unsafe impl Send for Post {}
+unsafe impl Sync for Post {}
+
+const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+impl Post {
+    fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.serial.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Mailbox for Post {
+    fn rank(&self) -> usize {
+        self.comm.rank() as usize
+    }
+
+    fn size(&self) -> usize {
+        self.comm.size() as usize
+    }
+
+    fn send(&self, to: usize, tag: u16, bytes: &[u8]) {
+        let process = self.comm.process_at_rank(to as i32);
+        ::mpi::request::scope(|scope| {
+            let mut request = {
+                let _serial = self.serial();
+                process.immediate_send_with_tag(scope, bytes, tag as i32)
+            };
+            loop {
+                let tested = {
+                    let _serial = self.serial();
+                    request.test()
+                };
+                match tested {
+                    Ok(_) => return,
+                    Err(pending) => request = pending,
+                }
+                std::thread::sleep(POLL);
+            }
+        })
+    }
+
+    fn receive(&self, from: usize, tag: u16) -> Vec<u8> {
+        let process = self.comm.process_at_rank(from as i32);
+        loop {
+            {
+                let _serial = self.serial();
+                if let Some(probed) = process.immediate_matched_probe_with_tag(tag as i32) {
+                    return probed.matched_receive_vec::<u8>().0;
+                }
+            }
+            std::thread::sleep(POLL);
+        }
     }
 }

@@ -244,7 +244,7 @@ pub fn sync_from_rank0<M: Module>(group: &dyn Collective, model: M) -> Result<M,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::distributed::{Solo, check_same, fingerprint};
     use burn::nn::{Linear, LinearConfig};
@@ -252,13 +252,13 @@ mod tests {
 
     /// Ranks as threads of one process: each collective waits for all, then every rank reads
     /// what all wrote. For testing the step's arithmetic without MPI.
-    struct Threads {
+    pub(crate) struct Threads {
         rank: usize,
         shared: Arc<(Barrier, Mutex<Vec<Vec<f32>>>)>,
     }
 
     impl Threads {
-        fn group(n: usize) -> Vec<Threads> {
+        pub(crate) fn group(n: usize) -> Vec<Threads> {
             let shared = Arc::new((Barrier::new(n), Mutex::new(vec![Vec::new(); n])));
             (0..n)
                 .map(|rank| Threads {

@@ -12,13 +12,16 @@ pub mod prune;
 mod report;
 pub mod sampler;
 pub mod space;
+pub mod spread;
 mod store;
 
 use report::write_results;
 pub use report::{importance, ranked, search_png, table};
+pub use spread::serve_trials;
 pub use store::{MAX_TRIAL_STARTS, Trial, TrialState, load_trials, trial_dir};
 
 use crate::config::{Monitor, TrainConfig};
+use crate::distributed::Mailbox;
 use crate::error::{Result, TrainError};
 use crate::store::run::{RunDir, write_atomic};
 use crate::training::logger::{EpochHook, EpochRecord};
@@ -170,11 +173,24 @@ struct Shared {
     events: SearchEvents,
 }
 
-/// What trains one trial: `(config, resume, hook) -> outcome`. [`search`] uses
-/// a [`trainer::Training`] with the hook; [`search_with`] takes another (a test's, to make a trial fail
-/// or panic on purpose).
-pub type TrialTrainer =
-    dyn Fn(&TrainConfig, bool, EpochHook) -> Result<trainer::TrainOutcome> + Sync;
+/// What trains one trial: `(config, resume, hook) -> every epoch's record`. [`search`] uses
+/// [`train_trial`]; [`search_with`] takes another (a test's, to make a trial fail or panic on
+/// purpose).
+pub type TrialTrainer = dyn Fn(&TrainConfig, bool, EpochHook) -> Result<Vec<EpochRecord>> + Sync;
+
+/// How [`search`] trains a trial: a [`trainer::Training`] of the config, asking `hook` after
+/// every epoch whether to stop.
+pub fn train_trial(
+    config: &TrainConfig,
+    resume: bool,
+    hook: EpochHook,
+) -> Result<Vec<EpochRecord>> {
+    trainer::Training::new(config)
+        .resume(resume)
+        .with_hook(hook)
+        .launch()
+        .map(|o| o.records)
+}
 
 /// Runs (or resumes) a search. `space_text` is the space file's text, kept to check that a
 /// resumed search searches the same space.
@@ -189,14 +205,47 @@ pub fn search(
         space_text,
         options,
         dir,
-        &|config, resume, hook| {
-            trainer::Training::new(config)
-                .resume(resume)
-                .with_hook(hook)
-                .launch()
-        },
+        &train_trial,
         Arc::new(|e: &SearchEvent| println!("{e}")),
     )
+}
+
+/// A search over the ranks of an MPI job (`mailbox`'s), one trial a rank at a time: on
+/// rank 0, [`search_with`] with one trial slot per rank, its own trained by `train` and the
+/// others' sent to their ranks; on every other rank, [`serve_trials`] with `train`, returning
+/// `None` when rank 0 is done. Rank 0 alone writes the search directory.
+pub fn search_ranks(
+    space: &Space,
+    space_text: &str,
+    options: &SearchOptions,
+    dir: &Path,
+    mailbox: Arc<dyn Mailbox>,
+    train: &TrialTrainer,
+    events: SearchEvents,
+) -> Result<Option<SearchOutcome>> {
+    if mailbox.rank() != 0 {
+        serve_trials(mailbox, train)?;
+        return Ok(None);
+    }
+    let outcome = if options.parallel != 1 {
+        Err(TrainError::Config(format!(
+            "--parallel {} with --distributed mpi: every rank runs one trial at a time, so \
+             the job's {} ranks run {} at once; drop --parallel, or start more ranks",
+            options.parallel,
+            mailbox.size(),
+            mailbox.size()
+        )))
+    } else {
+        let remote: Vec<Box<TrialTrainer>> = (1..mailbox.size())
+            .map(|rank| spread::remote_trainer(mailbox.clone(), rank))
+            .collect();
+        let slots: Vec<&TrialTrainer> = std::iter::once(train)
+            .chain(remote.iter().map(|t| &**t))
+            .collect();
+        run_search(space, space_text, options, dir, &slots, false, events)
+    };
+    spread::finish_all(&*mailbox);
+    outcome.map(Some)
 }
 
 /// [`search`] with each trial trained by `train`.
@@ -208,7 +257,30 @@ pub fn search_with(
     train: &TrialTrainer,
     events: SearchEvents,
 ) -> Result<SearchOutcome> {
-    if options.trials == 0 || options.parallel == 0 {
+    let slots = vec![train; options.parallel];
+    run_search(
+        space,
+        space_text,
+        options,
+        dir,
+        &slots,
+        options.parallel > 1,
+        events,
+    )
+}
+
+/// The search, with one worker per trial slot, each training with its own trainer;
+/// `one_loader_thread` when the slots share this process's cores.
+fn run_search(
+    space: &Space,
+    space_text: &str,
+    options: &SearchOptions,
+    dir: &Path,
+    slots: &[&TrialTrainer],
+    one_loader_thread: bool,
+    events: SearchEvents,
+) -> Result<SearchOutcome> {
+    if options.trials == 0 || slots.is_empty() {
         return Err(TrainError::Config(
             "--trials and --parallel must be at least 1".into(),
         ));
@@ -274,9 +346,9 @@ pub fn search_with(
         events,
     }));
     std::thread::scope(|scope| {
-        for _ in 0..options.parallel {
+        for &train in slots {
             let shared = shared.clone();
-            scope.spawn(move || worker(space, options, dir, &shared, train));
+            scope.spawn(move || worker(space, options, dir, &shared, train, one_loader_thread));
         }
     });
     let shared = Arc::try_unwrap(shared)
@@ -326,6 +398,7 @@ fn worker(
     dir: &Path,
     shared: &Arc<Mutex<Shared>>,
     train: &TrialTrainer,
+    one_loader_thread: bool,
 ) {
     loop {
         let job = {
@@ -419,7 +492,15 @@ fn worker(
         // A panic in a trial is a bug, but it must not take the other trials down with it:
         // the trial is recorded as failed with the message, and the search goes on.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_trial(space, options, dir, shared, id, &params, train)
+            run_trial(
+                space,
+                options,
+                dir,
+                shared,
+                (id, &params),
+                train,
+                one_loader_thread,
+            )
         }))
         .unwrap_or_else(|payload| {
             let message = crate::panics::panic_message(payload.as_ref());
@@ -455,14 +536,14 @@ fn run_trial(
     options: &SearchOptions,
     dir: &Path,
     shared: &Arc<Mutex<Shared>>,
-    id: usize,
-    params: &Assignment,
+    (id, params): (usize, &Assignment),
     train: &TrialTrainer,
+    one_loader_thread: bool,
 ) -> Result<()> {
     let mut config: TrainConfig = space.config(params)?;
     config.runtime.out = trial_dir(dir, id);
     // The trials share the machine: one loader thread each when several run at once.
-    if options.parallel > 1 {
+    if one_loader_thread {
         config.runtime.workers = 1;
     }
     let run = RunDir::new(&config.runtime.out);
@@ -512,7 +593,7 @@ fn run_trial(
         Some(e) if e >= config.train_loop.epochs && run.metrics().is_file() => {
             crate::training::logger::read_metrics(&run.metrics())?
         }
-        _ => train(&config, resume, hook)?.records,
+        _ => train(&config, resume, hook)?,
     };
     let mut s = lock(shared);
     let events = s.events.clone();

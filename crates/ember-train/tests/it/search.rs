@@ -6,7 +6,7 @@ use ember_train::search::prune::Prune;
 use ember_train::search::sampler::{Observation, Strategy, suggest};
 use ember_train::search::space::{Domain, Knob, Space};
 use ember_train::search::{
-    SearchEvent, SearchOptions, TrialState, load_trials, search, search_with,
+    SearchEvent, SearchOptions, TrialState, load_trials, search, search_ranks, search_with,
 };
 use std::path::{Path, PathBuf};
 
@@ -455,6 +455,7 @@ fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
                 .with_hook(hook)
                 .on_event(|_| {})
                 .launch()
+                .map(|o| o.records)
         },
         std::sync::Arc::new(move |e: &SearchEvent| seen.lock().unwrap().push(e.clone())),
     )
@@ -510,4 +511,140 @@ fn a_trial_that_panics_is_recorded_failed_and_the_others_go_on() {
     )
     .unwrap();
     assert_eq!(again.trials, outcome.trials);
+}
+
+/// A trial without training: its accuracy per epoch follows from its knobs (best near lr
+/// 0.01 with adam), so two searches that run the same trials record the same values. Trial
+/// 2 fails, wherever it runs.
+fn modelled_trial(
+    config: &ember_train::config::TrainConfig,
+    _resume: bool,
+    hook: ember_train::logger::EpochHook,
+) -> Result<Vec<ember_train::logger::EpochRecord>, ember_train::TrainError> {
+    if config.runtime.out.ends_with("trial-002") {
+        return Err(ember_train::TrainError::Training(
+            "diverged (modelled)".into(),
+        ));
+    }
+    let fit = -(config.optim.lr.ln() - 0.01f64.ln()).powi(2) / 50.0
+        + if config.optim.optimizer.name() == "adam" {
+            0.1
+        } else {
+            0.0
+        };
+    let mut records = Vec::new();
+    for epoch in 1..=config.train_loop.epochs {
+        records.push(ember_train::logger::EpochRecord {
+            epoch,
+            val_accuracy: Some(0.5 + fit - 0.2 / epoch as f64),
+            ..Default::default()
+        });
+        if hook(&records[epoch - 1]) {
+            break;
+        }
+    }
+    Ok(records)
+}
+
+#[test]
+fn a_search_over_ranks_runs_the_trials_of_a_parallel_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = space_text();
+    let space = Space::parse(&text, Path::new("space.toml")).unwrap();
+    let mut options = SearchOptions {
+        strategy: Strategy::Random,
+        trials: 5,
+        objective: Monitor::ValAccuracy,
+        prune: Prune::None,
+        parallel: 3,
+        seed: 4,
+    };
+    let quiet = std::sync::Arc::new(|_: &SearchEvent| {});
+    let threads = dir.path().join("threads");
+    let parallel = search_with(
+        &space,
+        &text,
+        &options,
+        &threads,
+        &modelled_trial,
+        quiet.clone(),
+    )
+    .unwrap();
+    // Three ranks as threads of this process, as `mpirun -np 3` would run them.
+    options.parallel = 1;
+    let ranks = dir.path().join("ranks");
+    let boxes = ember_train::distributed::local_mailboxes(3);
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = boxes
+            .iter()
+            .map(|mailbox| {
+                let (mailbox, quiet) = (mailbox.clone(), quiet.clone());
+                let (space, text, options, ranks) = (&space, &text, &options, &ranks);
+                scope.spawn(move || {
+                    search_ranks(space, text, options, ranks, mailbox, &modelled_trial, quiet)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
+    });
+    assert!(
+        outcomes[1].is_none() && outcomes[2].is_none(),
+        "only rank 0 reports"
+    );
+    let spread = outcomes[0].as_ref().unwrap();
+    let key = |t: &ember_train::search::Trial| {
+        (
+            t.id,
+            format!("{:?}", t.params),
+            t.values.clone(),
+            t.objective,
+            t.state,
+        )
+    };
+    let (a, b): (Vec<_>, Vec<_>) = (
+        parallel.trials.iter().map(key).collect(),
+        spread.trials.iter().map(key).collect(),
+    );
+    assert_eq!(a.len(), 5);
+    assert_eq!(a, b, "the same trials, values and states");
+    assert_eq!(spread.trials[2].state, TrialState::Failed);
+    assert!(
+        spread.trials[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("diverged")
+    );
+    assert_eq!(
+        parallel.best.as_ref().map(|t| t.id),
+        spread.best.as_ref().map(|t| t.id)
+    );
+    // Rank 0 kept the study.
+    assert_eq!(load_trials(&ranks).unwrap().len(), 5);
+    assert!(ranks.join("results.csv").is_file() && ranks.join("best.toml").is_file());
+
+    // --parallel with ranks is refused on rank 0, and every rank still returns.
+    options.parallel = 2;
+    let boxes = ember_train::distributed::local_mailboxes(2);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = boxes
+            .iter()
+            .map(|mailbox| {
+                let (mailbox, quiet) = (mailbox.clone(), quiet.clone());
+                let (space, text, options) = (&space, &text, &options);
+                let out = dir.path().join("refused");
+                scope.spawn(move || {
+                    search_ranks(space, text, options, &out, mailbox, &modelled_trial, quiet)
+                        .map(|o| o.is_some())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let e = results[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("--parallel 2 with --distributed mpi"), "{e}");
+    assert!(matches!(results[1], Ok(false)));
 }

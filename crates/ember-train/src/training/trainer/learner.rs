@@ -263,14 +263,14 @@ fn supervised<N: Network>(
     if config.train_loop.early_stop_patience.is_some() {
         training = training.early_stopping(early_stopping);
     }
-    if !ctx.is_root() {
+    if !ctx.is_root() || ctx.events.is_silent() {
         training = training.renderer(Box::new(crate::training::renderer::Silent));
-    } else if ctx.group.is_some()
+    } else if crate::distributed::launched_by_mpi()
         || !(std::io::stdout().is_terminal() && std::env::var_os("EMBER_NO_TUI").is_none())
     {
         // Under `mpirun` stdout is a pseudo-terminal of the launcher's, not the user's: Burn's
         // dashboard cannot take it over (it fails, "No such device or address"), so rank 0
-        // prints progress lines.
+        // (of a run, or of a search's trials) prints progress lines.
         training = training.renderer(Box::new(LineRenderer::new(Duration::from_secs_f64(
             config.runtime.log_every_secs,
         ))));

@@ -130,6 +130,12 @@ impl<'a, N> Training<'a, N> {
         self
     }
 
+    /// Shows nothing: no events, no dashboard, no progress lines.
+    pub fn silent(mut self) -> Self {
+        self.events = Events::silent();
+        self
+    }
+
     /// Trains a network of your own instead of a zoo model: `build(info, device)` makes it
     /// for the run's images (`info.input`) and classes (`info.classes`). `config.model` names
     /// it in the run directory. The same function rebuilds it for evaluation and prediction

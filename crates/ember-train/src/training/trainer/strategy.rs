@@ -153,7 +153,7 @@ impl StepStrategy {
         loop {
             let next = iterator.next();
             let step_started = std::time::Instant::now();
-            let Some(item) = self.agree_on_step(next, interrupter) else {
+            let Some(item) = agree_on_batch(self.group.as_deref(), next, interrupter) else {
                 break;
             };
             iteration += 1;
@@ -227,61 +227,59 @@ impl StepStrategy {
     }
 }
 
-impl StepStrategy {
-    /// The loader's next batch, if the step goes ahead. One process: the batch, or `None` at
-    /// the end of the epoch or on a loading error (which fails the run). Several: every rank
-    /// says whether it has a batch, failed to load one, or was asked to stop, and all go on
-    /// only together, so that no rank waits in a collective the others never enter; an
-    /// error on one rank fails the run on every rank, naming it.
-    fn agree_on_step<T>(
-        &self,
-        next: Option<Result<T, burn::data::dataset::DatasetError>>,
-        interrupter: &Interrupter,
-    ) -> Option<T> {
-        let Some(group) = &self.group else {
-            return match next? {
-                Ok(item) => Some(item),
-                Err(err) => {
-                    interrupter.fail(err);
-                    None
-                }
-            };
-        };
-        // 0: no batch left, 1: a batch, 2: failed to load, 3: asked to stop.
-        let (state, item) = match next {
-            _ if interrupter.should_stop() => (3, None),
-            None => (0, None),
-            Some(Ok(item)) => (1, Some(item)),
-            Some(Err(err)) => {
+/// The loader's next batch, if the step goes ahead. One process: the batch, or `None` at
+/// the end of the epoch or on a loading error (which fails the run). Several: every rank says
+/// whether it has a batch, failed to load one, or was asked to stop, and all go on only
+/// together, so that no rank waits in a collective the others never enter; an error on one
+/// rank (its part of the batch is its own images) fails the run on every rank, naming it.
+fn agree_on_batch<T>(
+    group: Option<&dyn crate::distributed::Collective>,
+    next: Option<Result<T, burn::data::dataset::DatasetError>>,
+    interrupter: &Interrupter,
+) -> Option<T> {
+    let Some(group) = group else {
+        return match next? {
+            Ok(item) => Some(item),
+            Err(err) => {
                 interrupter.fail(err);
-                (2, None)
+                None
             }
         };
-        let states = group.all_gather_u64(state);
-        if let Some(rank) = states.iter().position(|s| *s == 2) {
-            if state != 2 {
-                interrupter.fail(group_failure(format!(
-                    "rank {rank} could not load its part of the batch (its log says why)"
-                )));
-            }
-            return None;
+    };
+    // 0: no batch left, 1: a batch, 2: failed to load, 3: asked to stop.
+    let (state, item) = match next {
+        _ if interrupter.should_stop() => (3, None),
+        None => (0, None),
+        Some(Ok(item)) => (1, Some(item)),
+        Some(Err(err)) => {
+            interrupter.fail(err);
+            (2, None)
         }
-        if states.contains(&3) {
-            if state != 3 {
-                interrupter.stop(Some("another rank stopped"));
-            }
-            return None;
+    };
+    let states = group.all_gather_u64(state);
+    if let Some(rank) = states.iter().position(|s| *s == 2) {
+        if state != 2 {
+            interrupter.fail(group_failure(format!(
+                "rank {rank} could not load its part of the batch (its log says why)"
+            )));
         }
-        if states.iter().all(|s| *s == 1) {
-            return item;
-        }
-        if states.contains(&1) {
-            interrupter.fail(group_failure(
-                "the ranks' loaders disagree on the number of batches (a bug)",
-            ));
-        }
-        None
+        return None;
     }
+    if states.contains(&3) {
+        if state != 3 {
+            interrupter.stop(Some("another rank stopped"));
+        }
+        return None;
+    }
+    if states.iter().all(|s| *s == 1) {
+        return item;
+    }
+    if states.contains(&1) {
+        interrupter.fail(group_failure(
+            "the ranks' loaders disagree on the number of batches (a bug)",
+        ));
+    }
+    None
 }
 
 /// Burn's `SingleDeviceValidEpoch::run`; with a process group, each rank evaluates its part
@@ -296,16 +294,8 @@ fn validate<N: Network>(
     let model = learner.model().valid();
     let mut iterator = loader.iter();
     let mut iteration = 0;
-    while let Some(item) = iterator.next() {
-        // Validation reads in order from data the ranks share: a load error is a file error
-        // every rank meets at the same batch.
-        let item = match item {
-            Ok(item) => item,
-            Err(err) => {
-                interrupter.fail(err);
-                break;
-            }
-        };
+    // Each rank reads its own part of each batch: a load error on one must stop them all.
+    while let Some(item) = agree_on_batch(group.map(|(g, _)| g), iterator.next(), interrupter) {
         let progress = iterator.progress();
         iteration += 1;
         let output = match group {
@@ -344,4 +334,69 @@ fn drop_gradients<M: Module>(net: &M, frozen: &HashSet<ParamId>, grads: &mut Gra
         }
     }
     net.visit(&mut Drop { frozen, grads });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distributed::Collective;
+    use crate::distributed::parallel::tests::Threads;
+
+    /// A validation or training batch that rank 1 cannot load: rank 0 loaded its own part,
+    /// but must not go on into a collective rank 1 never enters.
+    #[test]
+    fn a_load_error_on_one_rank_stops_every_rank() {
+        let ranks = Threads::group(2);
+        let outcomes: Vec<(Option<u32>, Option<String>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranks
+                .iter()
+                .map(|group| {
+                    scope.spawn(move || {
+                        let interrupter = Interrupter::new();
+                        let next = match group.rank() {
+                            1 => Some(Err(group_failure("image 17 is truncated"))),
+                            _ => Some(Ok(7u32)),
+                        };
+                        let item =
+                            agree_on_batch(Some(group as &dyn Collective), next, &interrupter);
+                        (item, interrupter.error().map(|e| e.to_string()))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes[0].0, None, "rank 0 does not step alone");
+        let said = outcomes[0].1.as_deref().unwrap_or("");
+        assert!(said.contains("rank 1 could not load"), "{said}");
+        let own = outcomes[1].1.as_deref().unwrap_or("");
+        assert!(own.contains("image 17 is truncated"), "{own}");
+        // All ranks with a batch step; all at the end stop without an error.
+        let both = |next: [Option<u32>; 2]| -> Vec<(Option<u32>, bool)> {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = ranks
+                    .iter()
+                    .zip(next)
+                    .map(|(group, n)| {
+                        scope.spawn(move || {
+                            let interrupter = Interrupter::new();
+                            let item = agree_on_batch(
+                                Some(group as &dyn Collective),
+                                n.map(Ok),
+                                &interrupter,
+                            );
+                            (item, interrupter.error().is_some())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            })
+        };
+        assert_eq!(
+            both([Some(1), Some(2)]),
+            [(Some(1), false), (Some(2), false)]
+        );
+        assert_eq!(both([None, None]), [(None, false), (None, false)]);
+        // One rank with a batch, the other without: a bug, named, not a hang.
+        assert_eq!(both([Some(1), None]), [(None, true), (None, true)]);
+    }
 }
