@@ -24,9 +24,9 @@ pub struct EvalArgs {
     /// or flip-translate (airbench's six views: image, mirror and 1-pixel shifts).
     #[arg(long, default_value = "none")]
     tta: Tta,
-    /// Which weights: best (the epoch with the best validation metric, as the run's report)
-    /// or final (the last epoch's). Best was chosen on the validation split, so on that split
-    /// only final gives a fair figure.
+    /// Which weights: best (the epoch with the best validation metric, as the run's report),
+    /// final (the last epoch's) or ema (the model EMA's, with `--ema-decay`). Best was chosen
+    /// on the validation split, so on that split only final or ema give a fair figure.
     #[arg(long, default_value = "best")]
     weights: Weights,
     /// Print {"accuracy":..., "top5":..., "n":..., "loss":..., "weights":...} only.

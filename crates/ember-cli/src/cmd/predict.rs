@@ -19,8 +19,8 @@ pub struct PredictArgs {
     top: usize,
     #[command(flatten)]
     backend: BackendArg,
-    /// Which weights: best (the epoch with the best validation metric) or final (the last
-    /// epoch's).
+    /// Which weights: best (the epoch with the best validation metric), final (the last
+    /// epoch's) or ema (the model EMA's, with `--ema-decay`).
     #[arg(long, default_value = "best")]
     weights: Weights,
     /// One JSON document per image.

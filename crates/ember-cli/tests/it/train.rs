@@ -93,6 +93,50 @@ fn train_then_eval_then_predict() {
     assert!(acc > 0.6, "{acc}");
     assert!(json["top5"].as_f64().unwrap() >= acc);
     assert_eq!(json["weights"], "best");
+
+    // The error analysis: each class's recall is its accuracy, the support-weighted recall
+    // the accuracy, and the top losses are the highest, with p = exp(-loss).
+    let per_class = report["per_class"].as_array().unwrap();
+    let scores = report["class_scores"].as_object().unwrap();
+    assert_eq!(scores.len(), 10);
+    for (c, acc_c) in per_class.iter().enumerate() {
+        let recall = scores[&c.to_string()]["recall"].as_f64().unwrap();
+        assert!(
+            (recall - acc_c.as_f64().unwrap()).abs() < 1e-12,
+            "class {c}"
+        );
+        let f1 = scores[&c.to_string()]["f1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f1));
+    }
+    let weighted = report["weighted_avg"]["recall"].as_f64().unwrap();
+    assert!((weighted - acc).abs() < 1e-9, "{weighted} vs {acc}");
+    let top = report["top_losses"].as_array().unwrap();
+    assert_eq!(top.len(), 16);
+    let losses: Vec<f64> = top.iter().map(|t| t["loss"].as_f64().unwrap()).collect();
+    assert!(losses.windows(2).all(|w| w[0] >= w[1]), "{losses:?}");
+    assert!(
+        losses[15] > report["loss"].as_f64().unwrap(),
+        "above the mean loss"
+    );
+    for t in top {
+        let (loss, p) = (
+            t["loss"].as_f64().unwrap(),
+            t["probability"].as_f64().unwrap(),
+        );
+        assert!((p - (-loss).exp()).abs() < 1e-12);
+        assert!(t["index"].as_u64().unwrap() < 1000);
+    }
+    assert!(
+        top.iter().filter(|t| t["actual"] != t["predicted"]).count() >= 12,
+        "the highest losses are mistakes: {top:?}"
+    );
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(
+        text.contains("weighted avg") && text.contains("most confused"),
+        "{text}"
+    );
+    let grid = image::open(out.join("top_losses.png")).unwrap();
+    assert!(grid.width() >= 4 * 112 && grid.height() >= 4 * 112);
     // The last epoch's weights on request, and a clear error for a name it does not know.
     let last = ember()
         .args(["eval", "--run", out.to_str().unwrap()])
@@ -113,7 +157,16 @@ fn train_then_eval_then_predict() {
         .assert()
         .failure();
     let stderr = String::from_utf8_lossy(&bad.get_output().stderr);
-    assert!(stderr.contains("`best` or `final`"), "{stderr}");
+    assert!(stderr.contains("`best`, `final`, `ema`"), "{stderr}");
+    let no_ema = ember()
+        .args(["eval", "--run", out.to_str().unwrap(), "--weights", "ema"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&no_ema.get_output().stderr);
+    assert!(
+        stderr.contains("no ema.bpk") && stderr.contains("--ema-decay"),
+        "{stderr}"
+    );
 
     // predict: a digit the model gets right comes out on top.
     let png = dir.path().join("digit.png");

@@ -83,11 +83,16 @@ pub enum ScheduleKind {
     /// sits at step `floor(f T)`, as `np.interp` over `int(0.23 * T)` in the source).
     #[serde(alias = "piecewise_linear")]
     PiecewiseLinear,
+    /// PyTorch's `ReduceLROnPlateau` on the monitored validation metric (`loop.monitor`):
+    /// after `patience` epochs without an improvement of more than `threshold` (relative),
+    /// the rate is multiplied by `gamma`, not below `min_lr`, then `cooldown` epochs pass
+    /// before counting again.
+    Plateau,
 }
 
 impl ScheduleKind {
     /// All of them.
-    pub const ALL: [ScheduleKind; 7] = [
+    pub const ALL: [ScheduleKind; 8] = [
         ScheduleKind::Constant,
         ScheduleKind::Step,
         ScheduleKind::Exponential,
@@ -95,6 +100,7 @@ impl ScheduleKind {
         ScheduleKind::WarmupCosine,
         ScheduleKind::OneCycle,
         ScheduleKind::PiecewiseLinear,
+        ScheduleKind::Plateau,
     ];
 
     /// Its name in configs and on the command line (serde's).
@@ -344,16 +350,24 @@ crate::section! {
     /// The learning rate over the run; `kind` says which of the other fields apply.
     pub struct ScheduleConfig in "schedule", "Learning-rate schedule" {
         /// `constant`, `step`, `exponential`, `cosine`, `warmup-cosine`, `one-cycle` (the
-        /// learning rate only: unlike PyTorch's OneCycleLR, momentum is not cycled) or
-        /// `piecewise-linear`.
+        /// learning rate only: unlike PyTorch's OneCycleLR, momentum is not cycled),
+        /// `piecewise-linear` or `plateau` (ReduceLROnPlateau).
         kind: ScheduleKind = ScheduleKind::Constant; flag "schedule",
         /// Step decay: epochs between decays.
         step_size: usize = 30; flag "step-size",
-        /// Step and exponential decay factor.
+        /// Step and exponential decay factor; plateau's reduction factor.
         gamma: f64 = 0.1; flag "gamma"; check |v| *v > 0.0 => "must be > 0",
+        /// Plateau: epochs without improvement before the rate drops.
+        patience: usize = 10; flag "patience",
+        /// Plateau: the relative improvement that counts (`1e-4`: better than best x (1 -
+        /// 1e-4) for a loss, best x (1 + 1e-4) for an accuracy).
+        threshold: f64 = 1e-4; flag "threshold";
+            check |v| *v >= 0.0 && v.is_finite() => "must be >= 0",
+        /// Plateau: epochs after a drop before epochs without improvement count again.
+        cooldown: usize = 0; flag "cooldown",
         /// Warm-up length in epochs (`warmup-cosine`).
         warmup_epochs: f64 = 1.0; flag "warmup-epochs"; check |v| *v >= 0.0 => "must be >= 0",
-        /// Floor of the cosine schedules.
+        /// Floor of the cosine schedules and of plateau's drops.
         min_lr: f64 = 0.0; flag "min-lr"; check |v| *v >= 0.0 => "must be >= 0",
         /// `piecewise-linear`: `[fraction of the run, factor of lr]`, fractions rising from 0
         /// to 1.
@@ -399,6 +413,33 @@ crate::section! {
         freeze: Vec<FreezeAfter> = Vec::new(),
         /// Lookahead weight averaging.
         lookahead: Option<LookaheadConfig> = None,
+        /// Model EMA (timm's `ModelEmaV3`): an exponential moving average of the weights and
+        /// batch-norm statistics, `e <- d e + (1 - d) w` after every optimizer step, that
+        /// validation, the best checkpoint and the report use; `ema.bpk` at the end. timm's
+        /// `--model-ema-decay` is 0.9998; short CPU runs want less (0.99-0.999).
+        ema_decay: Option<f64> = None; flag "ema-decay";
+            check |v| v.is_none_or(|d| (0.0..1.0).contains(&d)) => "must be in [0, 1)",
+        /// EMA warm-up (timm's `use_warmup`): the decay grows as `1 - (1 + t)^(-2/3)` up to
+        /// `ema_decay`, so the average forgets the random start quickly.
+        ema_warmup: bool = false; switch "ema-warmup",
+    }
+}
+
+impl LoopConfig {
+    /// The EMA decay at optimizer step `step` (1-based), as timm's `ModelEmaV3.get_decay`
+    /// with `update_after_step = 0`: 0 at the first step (the average starts as a copy),
+    /// then `ema_decay`, or with warm-up `min(ema_decay, 1 - (1 + t)^(-2/3))`, `t = step - 1`.
+    pub fn ema_decay_at(&self, step: u64) -> Option<f64> {
+        let decay = self.ema_decay?;
+        let t = step.saturating_sub(1);
+        if t == 0 {
+            return Some(0.0);
+        }
+        Some(if self.ema_warmup {
+            (1.0 - (1.0 + t as f64).powf(-2.0 / 3.0)).clamp(0.0, decay)
+        } else {
+            decay
+        })
     }
 }
 
@@ -665,6 +706,13 @@ impl TrainConfig {
                 "needs a validation split; set `data.val_split` (e.g. 0.1)".into(),
             );
         }
+        if self.schedule.kind == ScheduleKind::Plateau && self.data.val_split == 0.0 {
+            return broken(
+                "schedule.kind",
+                "is `plateau`, which follows the validation metric: set `data.val_split` (e.g. 0.1)"
+                    .into(),
+            );
+        }
         if self.optim.nesterov && self.optim.momentum() == 0.0 {
             return broken(
                 "optim.nesterov",
@@ -765,6 +813,7 @@ impl TrainConfig {
         if self.runtime.devices > 1 {
             let one_device = [
                 ("loop.lookahead", self.train_loop.lookahead.is_some()),
+                ("loop.ema_decay", self.train_loop.ema_decay.is_some()),
                 ("loop.freeze", !self.train_loop.freeze.is_empty()),
                 ("loop.drop_last", self.train_loop.drop_last),
                 (

@@ -52,6 +52,19 @@ pub enum LrSchedule {
         /// The knots, fractions rising from 0 to 1.
         knots: Vec<[f64; 2]>,
     },
+    /// ReduceLROnPlateau on the monitored validation metric.
+    Plateau {
+        /// The factor of each drop.
+        factor: f64,
+        /// Epochs without improvement before a drop.
+        patience: usize,
+        /// Relative improvement that counts.
+        threshold: f64,
+        /// Epochs after a drop before counting again.
+        cooldown: usize,
+        /// The floor.
+        min_lr: f64,
+    },
 }
 
 impl ScheduleKind {
@@ -64,6 +77,7 @@ impl ScheduleKind {
             ScheduleKind::Cosine => &["min_lr"],
             ScheduleKind::WarmupCosine => &["warmup_epochs", "min_lr"],
             ScheduleKind::PiecewiseLinear => &["knots"],
+            ScheduleKind::Plateau => &["gamma", "patience", "threshold", "cooldown", "min_lr"],
         }
     }
 }
@@ -88,6 +102,13 @@ impl ScheduleConfig {
             ScheduleKind::OneCycle => LrSchedule::OneCycle,
             ScheduleKind::PiecewiseLinear => LrSchedule::PiecewiseLinear {
                 knots: self.knots.clone(),
+            },
+            ScheduleKind::Plateau => LrSchedule::Plateau {
+                factor: self.gamma,
+                patience: self.patience,
+                threshold: self.threshold,
+                cooldown: self.cooldown,
+                min_lr: self.min_lr,
             },
         }
     }
@@ -254,6 +275,9 @@ mod tests {
             ("schedule", "warmup_epochs") => c.schedule.warmup_epochs = 2.0,
             ("schedule", "min_lr") => c.schedule.min_lr = 1e-3,
             ("schedule", "knots") => c.schedule.knots = vec![[0.0, 1.0], [1.0, 0.5]],
+            ("schedule", "patience") => c.schedule.patience = 3,
+            ("schedule", "threshold") => c.schedule.threshold = 0.01,
+            ("schedule", "cooldown") => c.schedule.cooldown = 2,
             ("optim", "momentum") => c.optim.momentum = Some(0.5),
             ("optim", "nesterov") => c.optim.nesterov = true,
             other => panic!("no changed value for {other:?}: add one"),

@@ -308,6 +308,21 @@ pub fn top_patches<N: Network>(
     Ok(best)
 }
 
+/// Image `index` of `dataset` as the network saw it through the (evaluation) `transforms`,
+/// with the normalisation undone for display.
+fn as_seen(
+    dataset: &dyn Dataset<ImageItem>,
+    transforms: &[Transform],
+    index: usize,
+) -> Result<Image> {
+    let item = dataset
+        .get(index)
+        .map_err(|e| TrainError::Training(format!("image {index}: {e}")))?;
+    let img = apply_all(transforms, item.image, 0, 0, index as u64)
+        .map_err(|e| TrainError::Training(format!("image {index}: {e}")))?;
+    Ok(displayable(transforms, img))
+}
+
 /// The patches as a grid, one row per channel: each crop is the unit's receptive field
 /// (`row`), clipped to the image; the part of the field that lies in the padding is grey.
 pub fn patch_grid(
@@ -323,12 +338,7 @@ pub fn patch_grid(
         for i in 0..k {
             let mut px = vec![[200u8, 200, 200]; rf * rf];
             if let Some(p) = list.get(i) {
-                let item = dataset
-                    .get(p.index)
-                    .map_err(|e| TrainError::Training(format!("image {}: {e}", p.index)))?;
-                let img = apply_all(transforms, item.image, 0, 0, p.index as u64)
-                    .map_err(|e| TrainError::Training(format!("image {}: {e}", p.index)))?;
-                let img = displayable(transforms, img);
+                let img = as_seen(dataset, transforms, p.index)?;
                 let rgb = rgb_of(&img);
                 let [top, left, bottom, right] = row.field_of(p.y, p.x, img.height, img.width);
                 // Where the clipped crop sits inside the full field.
@@ -465,4 +475,81 @@ fn epoch_shade(i: usize, n: usize) -> RGBColor {
     };
     let mix = |c: u8| (255.0 - (255.0 - c as f64) * (0.3 + 0.7 * t)).round() as u8;
     RGBColor(mix(base.0), mix(base.1), mix(base.2))
+}
+
+/// The highest-loss images of a report as a grid (fastai's `plot_top_losses`): each image as
+/// the network saw it (through `transforms`, normalisation undone), captioned with its class,
+/// the prediction, the loss and the probability of its class. `dataset` is the split the
+/// report evaluated, in the same order.
+pub fn top_losses_png(
+    dataset: &dyn Dataset<ImageItem>,
+    transforms: &[Transform],
+    report: &crate::inspect::eval::EvalReport,
+    path: &Path,
+) -> Result<()> {
+    use plotters::prelude::*;
+    const COLS: usize = 4;
+    const CAPTION: usize = 34;
+    const MIN_SIDE: usize = 112;
+    let top = &report.top_losses;
+    if top.is_empty() {
+        return Ok(());
+    }
+    let mut tiles = Vec::with_capacity(top.len());
+    for t in top {
+        let img = as_seen(dataset, transforms, t.index)?;
+        tiles.push((img.height, img.width, rgb_of(&img)));
+    }
+    let th = tiles.iter().map(|t| t.0).max().unwrap_or(1).max(1);
+    let tw = tiles.iter().map(|t| t.1).max().unwrap_or(1).max(1);
+    let scale = MIN_SIDE.div_ceil(th.max(tw)).max(1);
+    let (ch, cw) = (th * scale, (tw * scale).max(150));
+    let cols = COLS.min(tiles.len());
+    let rows = tiles.len().div_ceil(cols);
+    let (width, height) = (
+        cols * (cw + 4 * GAP) + GAP,
+        rows * (ch + CAPTION + 4 * GAP) + GAP,
+    );
+    let mut canvas = RgbImage::from_pixel(width as u32, height as u32, BACKGROUND);
+    for (i, (h, w, px)) in tiles.iter().enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        let x0 = GAP + c * (cw + 4 * GAP) + (cw - w * scale) / 2;
+        let y0 = GAP + r * (ch + CAPTION + 4 * GAP) + CAPTION;
+        blit(&mut canvas, x0, y0, *h, *w, scale, px);
+    }
+    let mut raw = canvas.into_raw();
+    {
+        crate::inspect::plot::register_font();
+        let root =
+            BitMapBackend::with_buffer(&mut raw, (width as u32, height as u32)).into_drawing_area();
+        let name = |c: usize| {
+            report
+                .classes
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| c.to_string())
+        };
+        for (i, t) in top.iter().enumerate() {
+            let (r, c) = (i / cols, i % cols);
+            let x = (GAP + c * (cw + 4 * GAP)) as i32;
+            let y = (GAP + r * (ch + CAPTION + 4 * GAP)) as i32;
+            let lines = [
+                format!("true {}, predicted {}", name(t.actual), name(t.predicted)),
+                format!("loss {:.2}, p {:.3}", t.loss, t.probability),
+            ];
+            for (l, text) in lines.iter().enumerate() {
+                root.draw(&Text::new(
+                    text.clone(),
+                    (x, y + 16 * l as i32),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                ))
+                .map_err(|e| crate::inspect::plot::err(path, e))?;
+            }
+        }
+        root.present()
+            .map_err(|e| crate::inspect::plot::err(path, e))?;
+    }
+    let canvas = RgbImage::from_raw(width as u32, height as u32, raw)
+        .ok_or_else(|| TrainError::file(path, "cannot draw the grid"))?;
+    save_png(&canvas, path)
 }

@@ -3,7 +3,7 @@
 //!
 //! Rank 0 runs the search exactly as `--parallel N` does, with N trial slots, and alone keeps
 //! the study (`search.json`, `trials.json`, the lock, the report): slot 0 trains its trials
-//! itself, and slot `r` hands each of its trials to rank `r` ([`remote_trainer`]) and waits
+//! itself, and slot `r` hands each of its trials to rank `r` (`remote_trainer`) and waits
 //! for its epochs. Rank `r` ([`serve_trials`]) trains what it is sent in the trial's own
 //! directory (under `--out`: on a cluster's shared filesystem, the same directory rank 0
 //! sees), sends each epoch's metrics to rank 0, and obeys the pruner's verdict, which only

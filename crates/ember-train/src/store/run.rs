@@ -86,6 +86,8 @@ pub enum Weights {
     /// `final.bpk`: the weights after the last epoch, chosen by nothing but the schedule; the
     /// fair one to report on the validation split.
     Final,
+    /// `ema.bpk`: the model EMA after the last epoch (a run with `loop.ema_decay`).
+    Ema,
 }
 
 ember_data::named_enum!(Weights => "weights");
@@ -139,6 +141,10 @@ impl RunDir {
     pub fn final_weights(&self) -> PathBuf {
         self.root.join("final.bpk")
     }
+    /// `ema.bpk`.
+    pub fn ema(&self) -> PathBuf {
+        self.root.join("ema.bpk")
+    }
     /// The model checkpoint of `epoch`.
     pub fn model_checkpoint(&self, epoch: usize) -> PathBuf {
         self.checkpoints().join(format!("model-{epoch}.bpk"))
@@ -167,6 +173,16 @@ impl RunDir {
         let files = match which {
             Weights::Best => vec![self.best(), self.final_weights()],
             Weights::Final => vec![self.final_weights()],
+            Weights::Ema => {
+                let ema = self.ema();
+                if !ema.is_file() && self.final_weights().is_file() {
+                    return Err(TrainError::file(
+                        &self.root,
+                        "has no ema.bpk: the run kept no model EMA (train with `loop.ema_decay`, `--ema-decay 0.999`)",
+                    ));
+                }
+                vec![ema]
+            }
         };
         if let Some(p) = files.into_iter().find(|p| p.is_file()) {
             return Ok(p);
@@ -394,6 +410,6 @@ mod tests {
 
         assert_eq!("final".parse(), Ok(Weights::Final));
         let bad = "last".parse::<Weights>().unwrap_err();
-        assert!(bad.contains("`best` or `final`"), "{bad}");
+        assert!(bad.contains("`best`, `final`, `ema`"), "{bad}");
     }
 }

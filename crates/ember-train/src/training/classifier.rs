@@ -30,6 +30,9 @@ pub struct Classifier<N: Network> {
     /// Lookahead's running average of the network's weights and batch-norm statistics
     /// ([`Classifier::lookahead_pull`]); part of the model so that checkpoints keep it.
     pub average: Option<N>,
+    /// The model EMA ([`Classifier::ema_update`]), which validation evaluates; part of the
+    /// model so that checkpoints keep it.
+    pub ema: Option<N>,
 }
 
 impl<N: Network> Classifier<N> {
@@ -41,12 +44,26 @@ impl<N: Network> Classifier<N> {
             label_smoothing: None,
             grad_scale: 1.0,
             average: None,
+            ema: None,
         }
     }
 
     /// Keeps a lookahead average, starting at the network's values (with parameter ids of its
     /// own, so that no optimizer step reaches it, and no gradient).
     pub fn with_average(mut self) -> Self {
+        self.average = Some(self.detached_copy());
+        self
+    }
+
+    /// Keeps a model EMA, starting at the network's values (its own parameter ids, out of
+    /// the optimizer's and autodiff's reach).
+    pub fn with_ema(mut self) -> Self {
+        self.ema = Some(self.detached_copy());
+        self
+    }
+
+    /// The network's values with fresh parameter ids and no autodiff history.
+    fn detached_copy(&self) -> N {
         // A clone would share batch norm's running statistics (Burn's `RunningState` is
         // shared storage): `valid` makes fresh ones, `fork` puts them back on the device.
         let devices = self.net.devices();
@@ -54,8 +71,47 @@ impl<N: Network> Classifier<N> {
         if let Some(device) = devices.first() {
             copy = copy.fork(device);
         }
-        self.average = Some(copy.map(&mut Detached));
+        copy.map(&mut Detached)
+    }
+
+    /// The model EMA's update (timm's `ModelEmaV3`; Polyak averaging): every float tensor of
+    /// the EMA, batch-norm running statistics included, moves to `e <- decay e + (1 - decay)
+    /// w`; the network trains on unchanged. Without an EMA the model is returned as it is.
+    pub fn ema_update(mut self, decay: f64) -> Self {
+        let Some(ema) = self.ema.take() else {
+            return self;
+        };
+        self.ema = Some(self.blend_into(ema, decay).0);
         self
+    }
+
+    /// `average <- decay average + (1 - decay) net`, tensor by tensor; also the new values,
+    /// flattened in visit order.
+    fn blend_into(&self, average: N, decay: f64) -> (N, Vec<Tensor<1>>) {
+        let mut current = Flat(Vec::new());
+        self.net.visit(&mut current);
+        let mut blend = Blend {
+            values: current.0.into_iter(),
+            decay,
+            out: Vec::new(),
+        };
+        let average = average.map(&mut blend);
+        (average, blend.out)
+    }
+
+    /// What validation and the reports evaluate: the EMA when there is one, else the network.
+    pub fn evaluated(&self) -> Self {
+        match &self.ema {
+            Some(ema) => Self {
+                net: ema.clone(),
+                diagnostics: None,
+                label_smoothing: self.label_smoothing,
+                grad_scale: self.grad_scale,
+                average: None,
+                ema: None,
+            },
+            None => self.clone(),
+        }
     }
 
     /// Lookahead's pull (Zhang et al. 2019; airbench94's `LookaheadState.update`): every
@@ -66,15 +122,8 @@ impl<N: Network> Classifier<N> {
         let Some(average) = self.average.take() else {
             return self;
         };
-        let mut current = Flat(Vec::new());
-        self.net.visit(&mut current);
-        let mut blend = Blend {
-            values: current.0.into_iter(),
-            decay,
-            out: Vec::new(),
-        };
-        let average = average.map(&mut blend);
-        let mut set = SetTo(blend.out.into_iter());
+        let (average, values) = self.blend_into(average, decay);
+        let mut set = SetTo(values.into_iter());
         self.net = self.net.map(&mut set);
         self.average = Some(average);
         self

@@ -2,11 +2,17 @@
 //!
 //! Burn has constant, step, exponential, cosine and linear schedulers but no one-cycle, and its
 //! composed schedulers keep their position in several nested records. One function
-//! `lr_at(step)` covers all seven schedules we offer, makes a resumed run continue exactly
+//! `lr_at(step)` covers every schedule we offer, makes a resumed run continue exactly
 //! (the record is one number: the step), and lets reports plot the schedule.
+//!
+//! ReduceLROnPlateau is a function of the step *and the validation metrics of the epochs
+//! before it* ([`plateau_lr`]): it reads them from the run's records, which a resumed run
+//! restores from `metrics.csv` (shortest round-trip decimals: the values the run saw), so
+//! its state needs no record of its own and cannot disagree with the metrics.
 
-use crate::config::{LrSchedule, TrainConfig};
+use crate::config::{LrSchedule, Monitor, TrainConfig};
 use crate::error::Result;
+use crate::training::logger::{EpochRecord, SharedRecords};
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 use burn::module::{Module, ParamGroup};
@@ -14,7 +20,7 @@ use burn::optim::LearningRate;
 use std::f64::consts::PI;
 
 /// A schedule over a run of `total_steps` optimizer steps.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Schedule {
     /// Which formula, with its parameters.
     pub shape: LrSchedule,
@@ -26,6 +32,8 @@ pub struct Schedule {
     pub total_steps: u64,
     /// The next step.
     pub step: u64,
+    /// The run's epoch records and the metric they are judged by (`plateau` reads them).
+    pub history: Option<(SharedRecords, Monitor)>,
 }
 
 impl Schedule {
@@ -38,7 +46,15 @@ impl Schedule {
             steps_per_epoch: spe,
             total_steps: total_steps(config, steps_per_epoch) as u64,
             step: 0,
+            history: None,
         }
+    }
+
+    /// The same schedule reading the run's validation metrics from `records` (by `monitor`),
+    /// which `plateau` needs.
+    pub fn with_history(mut self, records: SharedRecords, monitor: Monitor) -> Self {
+        self.history = Some((records, monitor));
+        self
     }
 
     /// The same schedule with every rate times `factor` (fine-tuning's backbone rate).
@@ -46,6 +62,9 @@ impl Schedule {
         let mut shape = self.shape.clone();
         if let LrSchedule::Cosine { min_lr } | LrSchedule::WarmupCosine { min_lr, .. } = &mut shape
         {
+            *min_lr *= factor;
+        }
+        if let LrSchedule::Plateau { min_lr, .. } = &mut shape {
             *min_lr *= factor;
         }
         Self {
@@ -86,6 +105,24 @@ impl Schedule {
             LrSchedule::PiecewiseLinear { knots } => {
                 self.lr * piecewise(knots, t, self.total_steps)
             }
+            LrSchedule::Plateau { .. } => {
+                let Some((records, monitor)) = &self.history else {
+                    return self.lr;
+                };
+                let records = records.lock().unwrap_or_else(|e| e.into_inner());
+                // The epochs before this step's, in order.
+                let before: Vec<EpochRecord> = records
+                    .iter()
+                    .filter(|r| r.epoch as f64 <= epoch)
+                    .cloned()
+                    .collect();
+                plateau_lr(
+                    &self.shape,
+                    self.lr,
+                    *monitor,
+                    &monitored(&before, *monitor),
+                )
+            }
             LrSchedule::OneCycle => {
                 // PyTorch OneCycleLR: pct_start 0.3, div_factor 25, final_div_factor 1e4.
                 let initial = self.lr / 25.0;
@@ -103,6 +140,66 @@ impl Schedule {
     }
 }
 
+/// The rate after ReduceLROnPlateau has seen `values` (one validation metric an epoch), from
+/// `lr`; PyTorch's `ReduceLROnPlateau` step by step (`threshold_mode = "rel"`, `eps =
+/// 1e-8`): an epoch improves when its value beats the best by more than `threshold` (relative:
+/// `v < best (1 - threshold)` for a loss, `v > best (1 + threshold)` for an accuracy); after
+/// more than `patience` epochs without improvement the rate becomes `max(lr factor, min_lr)`
+/// (a change under 1e-8 is ignored), and `cooldown` epochs follow in which none are counted.
+pub fn plateau_lr(shape: &LrSchedule, lr: f64, monitor: Monitor, values: &[f64]) -> f64 {
+    let LrSchedule::Plateau {
+        factor,
+        patience,
+        threshold,
+        cooldown,
+        min_lr,
+    } = *shape
+    else {
+        return lr;
+    };
+    let better = |v: f64, best: f64| match monitor {
+        Monitor::ValLoss => v < best * (1.0 - threshold),
+        Monitor::ValAccuracy => v > best * (1.0 + threshold),
+    };
+    let mut best = match monitor {
+        Monitor::ValLoss => f64::INFINITY,
+        Monitor::ValAccuracy => f64::NEG_INFINITY,
+    };
+    let (mut rate, mut bad, mut cooling) = (lr, 0usize, 0usize);
+    for &v in values {
+        if better(v, best) {
+            best = v;
+            bad = 0;
+        } else {
+            bad += 1;
+        }
+        if cooling > 0 {
+            cooling -= 1;
+            bad = 0;
+        }
+        if bad > patience {
+            let lower = (rate * factor).max(min_lr);
+            if rate - lower > 1e-8 {
+                rate = lower;
+            }
+            cooling = cooldown;
+            bad = 0;
+        }
+    }
+    rate
+}
+
+/// The epochs' values of `monitor` in `records`, for [`plateau_lr`].
+pub fn monitored(records: &[EpochRecord], monitor: Monitor) -> Vec<f64> {
+    records
+        .iter()
+        .filter_map(|r| match monitor {
+            Monitor::ValAccuracy => r.val_accuracy,
+            Monitor::ValLoss => r.val_loss,
+        })
+        .collect()
+}
+
 /// The run's learning rates per parameter: the config's schedule for every parameter, the
 /// same scaled by `backbone`'s factor for its group (fine-tuning), and by each
 /// `[[optim.groups]]` entry's `lr_factor` for its parameters of `net` (the last group wins).
@@ -111,8 +208,12 @@ pub fn module_schedule<M: Module>(
     net: &M,
     steps_per_epoch: usize,
     backbone: Option<(ParamGroup, f64)>,
+    records: Option<SharedRecords>,
 ) -> Result<ModuleLrScheduler> {
-    let schedule = Schedule::from_config(config, steps_per_epoch);
+    let mut schedule = Schedule::from_config(config, steps_per_epoch);
+    if let Some(records) = records {
+        schedule = schedule.with_history(records, config.train_loop.monitor);
+    }
     let mut lr = ModuleLrScheduler::new(schedule.clone());
     if let Some((group, factor)) = backbone {
         lr = lr.with_group(group, schedule.scaled(factor));
@@ -300,6 +401,73 @@ mod tests {
         );
         config.train_loop.fractional_epochs = None;
         assert_eq!(total_steps(&config, 43), 430);
+    }
+
+    /// The rates PyTorch 2.15's `ReduceLROnPlateau(opt, mode, factor=0.5, patience=2,
+    /// threshold=1e-4, cooldown=1, min_lr=0.02)` gives after each of these values.
+    #[test]
+    fn plateau_is_pytorchs_reduce_lr_on_plateau() {
+        let shape = LrSchedule::Plateau {
+            factor: 0.5,
+            patience: 2,
+            threshold: 1e-4,
+            cooldown: 1,
+            min_lr: 0.02,
+        };
+        let cases: [(Monitor, &[f64], &[f64]); 2] = [
+            (
+                Monitor::ValLoss,
+                &[
+                    1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85,
+                ],
+                &[
+                    0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025,
+                ],
+            ),
+            (
+                Monitor::ValAccuracy,
+                &[0.5, 0.6, 0.6, 0.60001, 0.59, 0.7, 0.7, 0.7, 0.7, 0.7],
+                &[0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025],
+            ),
+        ];
+        for (monitor, values, torch) in cases {
+            for (n, want) in torch.iter().enumerate() {
+                let got = plateau_lr(&shape, 0.1, monitor, &values[..=n]);
+                assert!(
+                    close(got, *want),
+                    "{monitor:?} after {}: {got} vs {want}",
+                    n + 1
+                );
+            }
+        }
+        // The floor holds.
+        let flat = vec![1.0; 40];
+        assert!(close(
+            plateau_lr(&shape, 0.1, Monitor::ValLoss, &flat),
+            0.02
+        ));
+
+        // In a run: the rate of each epoch's steps follows the epochs before it.
+        let mut s = schedule(ScheduleKind::Plateau);
+        s.shape = shape;
+        let records: SharedRecords = Default::default();
+        let s = s.with_history(records.clone(), Monitor::ValLoss);
+        assert!(close(s.lr_at(0), 0.1));
+        for (e, v) in [1.0, 1.0, 1.0, 1.0].iter().enumerate() {
+            records.lock().unwrap().push(EpochRecord {
+                epoch: e + 1,
+                val_loss: Some(*v),
+                ..Default::default()
+            });
+        }
+        assert!(
+            close(s.lr_at(399), 0.1),
+            "epoch 4 follows epochs 1-3: no drop yet"
+        );
+        assert!(
+            close(s.lr_at(400), 0.05),
+            "epoch 5 follows the 3rd epoch without gain"
+        );
     }
 
     #[test]

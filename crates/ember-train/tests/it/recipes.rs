@@ -120,6 +120,9 @@ fn tiny_airbench(out: &Path) -> TrainConfig {
         every: 2,
         ..LookaheadConfig::default()
     });
+    // Not airbench's, but a state of the loop the resume must carry as well.
+    c.train_loop.ema_decay = Some(0.9);
+    c.train_loop.ema_warmup = true;
     c.runtime.diagnostics = false;
     c
 }
@@ -206,6 +209,15 @@ fn an_airbench_run_resumes_bit_exactly_and_freezes_what_it_says() {
     };
     assert_eq!(bn(&a), bn(&b), "batch-norm statistics too");
     assert_eq!(read_metrics(&run.metrics()).unwrap().len(), 3);
+    // The model EMA resumes too, and is not the network.
+    let (ea, eb) = (
+        load(&straight.runtime.out, Weights::Ema),
+        load(&killed.runtime.out, Weights::Ema),
+    );
+    let fc = |m: &ember_models::zoo::airbench::Airbench| values(m.fc.weight.val().flatten(0, 1));
+    assert_eq!(fc(&ea), fc(&eb));
+    assert_eq!(bn(&ea), bn(&eb));
+    assert_ne!(fc(&ea), fc(&a), "the EMA lags the weights");
 
     // The whitening weights come from the data and never train; the bias trains in epoch 1
     // only (after it, lookahead pulls the frozen value to itself: it stays).
@@ -233,6 +245,7 @@ fn a_frozen_parameter_stops_after_its_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = tiny_airbench(&dir.path().join("frozen"));
     c.train_loop.lookahead = None;
+    c.train_loop.ema_decay = None;
     c.train_loop.fractional_epochs = None;
     c.train_loop.epochs = 2;
     trainer::Training::new(&c).launch().unwrap();
@@ -262,9 +275,10 @@ fn a_frozen_parameter_stops_after_its_epochs() {
 }
 
 /// Lookahead's pull: `a <- d a + (1 - d) w`, the network set to `a`, running statistics
-/// included; the average has parameter ids of its own.
+/// included; the average has parameter ids of its own. The model EMA blends the same way but
+/// leaves the network where it is.
 #[test]
-fn lookahead_pulls_weights_and_statistics_to_the_average() {
+fn lookahead_and_the_model_ema_average_weights_and_statistics() {
     let device = Device::flex().autodiff();
     device.seed(1);
     let net = ember_models::ModelConfig::from_name("lenet5_bn")
@@ -331,6 +345,42 @@ fn lookahead_pulls_weights_and_statistics_to_the_average() {
         "{} values, {params} parameters",
         net.len()
     );
+
+    let model = Classifier::new(pulled.net).with_ema();
+    let start = flat(&model.net);
+    let mut moved = model;
+    moved.net = moved.net.map(&mut Plus);
+    let updated = moved.ema_update(0.75);
+    let (net, ema) = (flat(&updated.net), flat(updated.ema.as_ref().unwrap()));
+    for ((n, e), b) in net.iter().zip(&ema).zip(&start) {
+        let expected = 0.75 * b + 0.25 * (b + 1.0);
+        assert!((e - expected).abs() < 1e-5, "ema {e} vs {expected}");
+        assert!((n - (b + 1.0)).abs() < 1e-5, "the network stays: {n}");
+    }
+    assert_eq!(
+        flat(&updated.evaluated().net),
+        ema,
+        "validation sees the EMA"
+    );
+}
+
+/// timm's `ModelEmaV3.get_decay`: the first update copies, then the decay, or with warm-up
+/// `1 - (1 + t)^(-2/3)` capped by it.
+#[test]
+fn the_ema_decay_follows_timm() {
+    let mut l = ember_train::config::LoopConfig {
+        ema_decay: Some(0.999),
+        ..Default::default()
+    };
+    assert_eq!(l.ema_decay_at(1), Some(0.0));
+    assert_eq!(l.ema_decay_at(2), Some(0.999));
+    l.ema_warmup = true;
+    let near = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-4;
+    assert!(near(l.ema_decay_at(2), 0.3700), "{:?}", l.ema_decay_at(2));
+    assert!(near(l.ema_decay_at(11), 0.7978), "{:?}", l.ema_decay_at(11));
+    assert_eq!(l.ema_decay_at(100_000_000), Some(0.999));
+    l.ema_decay = None;
+    assert_eq!(l.ema_decay_at(5), None);
 }
 
 /// The six views of airbench's TTA, by hand: 1/4 the image and its mirror, 1/8 each of the
@@ -462,7 +512,8 @@ fn a_parameter_group_steps_at_its_own_rate_and_decay() {
         lr_factor: 4.0,
         weight_decay: Some(0.0),
     }];
-    let mut schedule = ember_train::schedule::module_schedule(&config, &net, 10, None).unwrap();
+    let mut schedule =
+        ember_train::schedule::module_schedule(&config, &net, 10, None, None).unwrap();
     let mut optim = ember_train::optim::build_for(&config, &net).unwrap();
     let x = Tensor::<4>::random([4, 1, 28, 28], burn::tensor::Distribution::Default, &device);
     let y = net.forward(x);

@@ -518,6 +518,56 @@ fn early_stopping_stops_and_keeps_the_best_epoch() {
     assert!(out.join("best.bpk").is_file());
 }
 
+/// ReduceLROnPlateau in a run: each epoch's rate is PyTorch's rule applied to the validation
+/// losses before it, and a run stopped after epoch 2 and resumed has the same rates.
+#[test]
+fn plateau_follows_the_validation_metric_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let plateau = |out: &std::path::Path| {
+        let mut c = quick(out);
+        c.data.train_limit = Some(256);
+        c.train_loop.epochs = 5;
+        c.train_loop.monitor = Monitor::ValLoss;
+        c.schedule.kind = ScheduleKind::Plateau;
+        c.schedule.patience = 0;
+        c.schedule.gamma = 0.5;
+        // Only a loss 60% below the best counts as better: the rate drops in this short run.
+        c.schedule.threshold = 0.6;
+        c.runtime.diagnostics = false;
+        c
+    };
+    let config = plateau(&dir.path().join("straight"));
+    let whole = trainer::Training::new(&config).launch().unwrap();
+    let shape = config.schedule.typed();
+    let losses: Vec<f64> = whole.records.iter().map(|r| r.val_loss.unwrap()).collect();
+    let rates: Vec<f64> = whole.records.iter().map(|r| r.lr.unwrap()).collect();
+    for (e, rate) in rates.iter().enumerate() {
+        let want = ember_train::schedule::plateau_lr(&shape, 2e-3, Monitor::ValLoss, &losses[..e]);
+        assert!(
+            (rate - want).abs() < 1e-12 * want,
+            "epoch {}: {rate} vs {want}",
+            e + 1
+        );
+    }
+    assert_eq!(rates[0], 2e-3);
+    let drops = rates.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(drops >= 2, "losses {losses:?}, rates {rates:?}");
+
+    let killed = plateau(&dir.path().join("killed"));
+    let hook: ember_train::logger::EpochHook =
+        std::sync::Arc::new(|r: &ember_train::logger::EpochRecord| r.epoch == 2);
+    trainer::Training::new(&killed)
+        .with_hook(hook)
+        .launch()
+        .unwrap();
+    let resumed = trainer::Training::new(&killed)
+        .resume(true)
+        .launch()
+        .unwrap();
+    let again: Vec<f64> = resumed.records.iter().map(|r| r.lr.unwrap()).collect();
+    assert_eq!(again, rates);
+}
+
 /// A linear classifier on flattened 1x2x2 images, for checking losses by hand.
 #[derive(burn::module::Module, Debug)]
 struct Flat {

@@ -129,12 +129,13 @@ pub(crate) struct Phase<'a> {
     pub tuning: Option<&'a Tuning>,
 }
 
-/// Trains one phase on Burn's Learner; returns the network and the seconds it took.
+/// Trains one phase on Burn's Learner; returns the network, its EMA (with `loop.ema_decay`)
+/// and the seconds it took.
 pub(crate) fn launch<N: Network>(
     ctx: &RunContext,
     mut model: Classifier<N>,
     phase: Phase,
-) -> Result<(N, f64)> {
+) -> Result<((N, Option<N>), f64)> {
     let (config, run) = (ctx.config, ctx.run);
     // Four measured steps per epoch: enough for a mean, and a small cost (about a tenth of
     // a second each for LeNet on 2 cores).
@@ -171,6 +172,7 @@ pub(crate) fn launch<N: Network>(
         &model.net,
         ctx.steps_per_epoch,
         backbone,
+        Some(ctx.records.clone()),
     )?;
     let optim = crate::training::optim::build_for(config, &model.net)?;
     let started = Instant::now();
@@ -196,7 +198,8 @@ pub(crate) fn launch<N: Network>(
         };
         return Err(TrainError::Training(format!("{e}{way_on}")));
     }
-    Ok((result.model.net, seconds))
+    let model = result.model;
+    Ok(((model.net, model.ema), seconds))
 }
 
 /// Burn's `SupervisedTraining` of a phase: loaders, metrics, Ember's loggers, atomic
@@ -315,7 +318,8 @@ fn training_strategy<N: Network>(
             ExecutionStrategy::multi(ctx.devices.to_vec(), MultiDeviceOptim::OptimMainDevice);
         return Ok(Some(multi.into()));
     }
-    if l.lookahead.is_none() && l.freeze.is_empty() && ctx.group.is_none() {
+    if l.lookahead.is_none() && l.ema_decay.is_none() && l.freeze.is_empty() && ctx.group.is_none()
+    {
         return Ok(None);
     }
     let mut freeze = Vec::new();
@@ -329,6 +333,7 @@ fn training_strategy<N: Network>(
         total_steps: ctx.total_steps,
         freeze,
         lookahead: l.lookahead.clone(),
+        ema: l.ema_decay.is_some().then(|| l.clone()),
         group: ctx.group.clone(),
         classes: ctx.data.classes.len(),
     };

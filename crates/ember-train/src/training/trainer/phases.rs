@@ -232,11 +232,12 @@ fn last_checkpoint<N: Network>(
     ctx: &RunContext,
     build: &impl Fn(&Device) -> Result<N>,
     epoch: usize,
-) -> Result<N> {
+) -> Result<(N, Option<N>)> {
     ctx.events.emit(Event::Finishing { epochs: epoch });
     let ad = ctx.devices[0].clone().autodiff();
     let model = classifier(ctx.config, build(&ad)?);
-    Ok(load_weights(model, &ctx.run.model_checkpoint(epoch))?.net)
+    let model = load_weights(model, &ctx.run.model_checkpoint(epoch))?;
+    Ok((model.net, model.ema))
 }
 
 /// The phases of a run, one Learner launch each, as (last epoch, frozen prefixes). Plain
@@ -311,15 +312,17 @@ fn phase_model<N: Network>(
     Ok((model, init_seconds))
 }
 
-/// `net` as the run trains it: with a lookahead average when the config asks for one (the
-/// checkpoints then hold it, so every checkpoint of the run loads into this).
+/// `net` as the run trains it: with a lookahead average and a model EMA when the config asks
+/// for them (the checkpoints then hold them, so every checkpoint of the run loads into this).
 pub(crate) fn classifier<N: Network>(config: &TrainConfig, net: N) -> Classifier<N> {
-    let model = Classifier::new(net);
+    let mut model = Classifier::new(net);
     if config.train_loop.lookahead.is_some() {
-        model.with_average()
-    } else {
-        model
+        model = model.with_average();
     }
+    if config.train_loop.ema_decay.is_some() {
+        model = model.with_ema();
+    }
+    model
 }
 
 /// `net` initialised from `count` training images, evenly spaced over the training split

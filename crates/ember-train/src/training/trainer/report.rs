@@ -20,22 +20,27 @@ pub(crate) fn finish<N: Network>(
     run: RunDir,
     data: &RunData,
     records: Vec<EpochRecord>,
-    final_net: N,
+    (final_net, final_ema): (N, Option<N>),
     (seconds, data_init_seconds): (f64, f64),
     device: &Device,
 ) -> Result<TrainOutcome> {
     let has_validation = !data.valid.is_empty();
     save_weights(&final_net, &run.final_weights())?;
+    // With a model EMA, it is what validation scored: the best epoch's EMA is best.bpk.
+    if let Some(ema) = &final_ema {
+        save_weights(ema, &run.ema())?;
+    }
 
     let best_epoch = best_epoch(&records, config.train_loop.monitor);
-    let mut eval_net = final_net.valid();
+    let mut eval_net = final_ema.unwrap_or_else(|| final_net.clone()).valid();
     if let Some(best) = best_epoch {
         // Checkpoints hold the Learner's model (the network inside a `Classifier`); best.bpk
         // and final.bpk hold the network alone, as `ember eval` and fine-tuning load it.
         let path = run.model_checkpoint(best);
         if path.is_file() {
-            let best_net =
-                load_weights(super::phases::classifier(config, final_net.clone()), &path)?.net;
+            let best_model =
+                load_weights(super::phases::classifier(config, final_net.clone()), &path)?;
+            let best_net = best_model.ema.unwrap_or(best_model.net);
             save_weights(&best_net, &run.best())?;
             eval_net = best_net.valid();
         }
@@ -58,7 +63,7 @@ pub(crate) fn finish<N: Network>(
         Some(ds) => {
             let ds: Arc<dyn Dataset<ImageItem>> = Arc::new(AsItems(ds));
             let loader = ImageLoader::new(
-                ds,
+                ds.clone(),
                 data.eval_transforms.clone(),
                 LoaderConfig {
                     batch_size: config.train_loop.batch_size.max(64),
@@ -86,6 +91,12 @@ pub(crate) fn finish<N: Network>(
                     "{} on the {} split of {}, {which}",
                     config.model, split_name, config.data.dataset
                 ),
+            )?;
+            crate::inspect::viz::top_losses_png(
+                &*ds,
+                &data.eval_transforms,
+                &report,
+                &run.root.join("top_losses.png"),
             )?;
             Some(report)
         }

@@ -9,12 +9,15 @@
 //!   statistics are pulled to their running average, and after the last step the network is
 //!   the average. The average lives in the model ([`Classifier::average`]), so it is in every
 //!   checkpoint and a resumed run continues bit-exactly.
+//! - **model EMA** (`loop.ema_decay`): after every optimizer step the EMA moves toward the
+//!   weights ([`Classifier::ema_update`]); validation evaluates the EMA. It lives in the
+//!   model too ([`Classifier::ema`]).
 //!
 //! Everything else is Burn's single-device strategy (`burn-train` 0.22.1,
 //! `learner/supervised/strategies/single`), step for step: the same events to the metrics
 //! and renderers, validation, checkpointing, early stopping and interruption.
 
-use crate::config::LookaheadConfig;
+use crate::config::{LookaheadConfig, LoopConfig};
 use crate::distributed::Group;
 use crate::distributed::parallel::{all_reduce_gradients, gather_output, sync_from_rank0};
 use crate::training::classifier::{Classifier, Network};
@@ -40,6 +43,8 @@ pub(crate) struct StepStrategy {
     pub freeze: Vec<(usize, HashSet<ParamId>)>,
     /// Lookahead, if on.
     pub lookahead: Option<LookaheadConfig>,
+    /// The loop's config when it keeps a model EMA (its decay and warm-up).
+    pub ema: Option<LoopConfig>,
     /// Data parallelism: the process group, whose ranks train on parts of each batch (the
     /// loaders are sharded) and average their gradients ([`crate::distributed`]).
     pub group: Option<Group>,
@@ -206,6 +211,10 @@ impl StepStrategy {
                     learner.load_model(pulled.into_record());
                 }
             }
+            if let Some(decay) = self.ema.as_ref().and_then(|l| l.ema_decay_at(step as u64)) {
+                let updated = learner.model().ema_update(decay);
+                learner.load_model(updated.into_record());
+            }
             let item =
                 TrainingItem::new(item, progress, Some(iteration), Some(learner.lr_current()));
             interrupter.fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
@@ -291,7 +300,11 @@ fn validate<N: Network>(
     interrupter: &Interrupter,
     group: Option<(&dyn crate::distributed::Collective, usize)>,
 ) {
-    let model = learner.model().valid();
+    // The model EMA when there is one: what the run reports and keeps as its best. `valid`
+    // first: it also folds the network's pending batch-norm updates into its running
+    // statistics (Burn's `RunningState` keeps a step's update pending), as every run's
+    // validation has, so a resumed run reads the same statistics as an uninterrupted one.
+    let model = learner.model().valid().evaluated();
     let mut iterator = loader.iter();
     let mut iteration = 0;
     // Each rank reads its own part of each batch: a load error on one must stop them all.
