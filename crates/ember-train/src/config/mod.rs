@@ -121,6 +121,16 @@ pub enum Monitor {
     ValLoss,
 }
 
+impl Monitor {
+    /// `value` of this metric on a larger-is-better scale (a loss negated).
+    pub fn score(self, value: f64) -> f64 {
+        match self {
+            Monitor::ValAccuracy => value,
+            Monitor::ValLoss => -value,
+        }
+    }
+}
+
 /// Test-time augmentation for evaluation reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -63,21 +63,6 @@ pub struct SearchOutcome {
     pub dir: PathBuf,
 }
 
-/// Larger is better.
-pub(crate) fn score(objective: Monitor, value: f64) -> f64 {
-    match objective {
-        Monitor::ValAccuracy => value,
-        Monitor::ValLoss => -value,
-    }
-}
-
-fn metric(objective: Monitor, r: &EpochRecord) -> Option<f64> {
-    match objective {
-        Monitor::ValAccuracy => r.val_accuracy,
-        Monitor::ValLoss => r.val_loss,
-    }
-}
-
 /// What a search reports as it goes (the trials' own trainings report through
 /// [`trainer::Event`]); [`search`] prints them, [`search_with`] hands them to its handler.
 #[derive(Debug, Clone, PartialEq)]
@@ -378,7 +363,7 @@ pub fn best_trial(trials: &[Trial], objective: Monitor) -> Option<&Trial> {
     trials
         .iter()
         .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
-        .filter_map(|t| t.objective.map(|o| (t, score(objective, o))))
+        .filter_map(|t| t.objective.map(|o| (t, objective.score(o))))
         .max_by(|a, b| {
             a.1.total_cmp(&b.1)
                 .then((a.0.state == TrialState::Complete).cmp(&(b.0.state == TrialState::Complete)))
@@ -445,7 +430,7 @@ fn worker(
                             matches!(t.state, TrialState::Complete | TrialState::Pruned).then(
                                 || Observation {
                                     assignment: t.params.clone(),
-                                    score: score(options.objective, o),
+                                    score: options.objective.score(o),
                                 },
                             )
                         })
@@ -555,7 +540,7 @@ fn run_trial(
         let shared = shared.clone();
         let dir = dir.to_path_buf();
         Arc::new(move |r: &EpochRecord| {
-            let Some(v) = metric(objective, r) else {
+            let Some(v) = r.monitored(objective) else {
                 return false;
             };
             let mut s = lock(&shared);
@@ -563,11 +548,11 @@ fn run_trial(
                 .trials
                 .iter()
                 .filter(|t| t.id != id)
-                .filter_map(|t| t.values.get(r.epoch - 1).map(|&x| score(objective, x)))
+                .filter_map(|t| t.values.get(r.epoch - 1).map(|&x| objective.score(x)))
                 .collect();
             // The last epoch is the end anyway: a trial that got there is complete.
             let stop =
-                r.epoch < last_epoch && prune.should_stop(r.epoch, score(objective, v), &others);
+                r.epoch < last_epoch && prune.should_stop(r.epoch, objective.score(v), &others);
             if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
                 t.values.truncate(r.epoch - 1);
                 t.values.push(v);
@@ -600,13 +585,13 @@ fn run_trial(
     if let Some(t) = s.trials.iter_mut().find(|t| t.id == id) {
         t.values = records
             .iter()
-            .filter_map(|r| metric(objective, r))
+            .filter_map(|r| r.monitored(objective))
             .collect();
         let best = t
             .values
             .iter()
             .enumerate()
-            .max_by(|a, b| score(objective, *a.1).total_cmp(&score(objective, *b.1)));
+            .max_by(|a, b| objective.score(*a.1).total_cmp(&objective.score(*b.1)));
         t.objective = best.map(|(_, &v)| v);
         t.best_epoch = best.map(|(i, _)| i + 1);
         t.seconds += started.elapsed().as_secs_f64();

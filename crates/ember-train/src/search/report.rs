@@ -2,7 +2,7 @@
 //! `results.csv` and `search.png`.
 
 use super::space::{Domain, Space, short};
-use super::{SearchOptions, Trial, TrialState, score};
+use super::{SearchOptions, Trial, TrialState};
 use crate::config::Monitor;
 use crate::error::Result;
 use crate::inspect::plot::{Axes, Series, palette, panels_png};
@@ -13,7 +13,7 @@ use std::path::Path;
 pub fn ranked(trials: &[Trial], objective: Monitor) -> Vec<&Trial> {
     let mut v: Vec<&Trial> = trials.iter().collect();
     v.sort_by(|a, b| {
-        let key = |t: &Trial| t.objective.map(|o| score(objective, o));
+        let key = |t: &Trial| t.objective.map(|o| objective.score(o));
         match (key(a), key(b)) {
             (Some(x), Some(y)) => y.total_cmp(&x),
             (Some(_), None) => std::cmp::Ordering::Less,
@@ -86,7 +86,7 @@ pub fn importance(space: &Space, options: &SearchOptions, trials: &[Trial]) -> V
     let done: Vec<&Trial> = trials.iter().filter(|t| t.objective.is_some()).collect();
     let y: Vec<f64> = done
         .iter()
-        .map(|t| score(options.objective, t.objective.unwrap_or(0.0)))
+        .map(|t| options.objective.score(t.objective.unwrap_or(0.0)))
         .collect();
     let rank = |v: &[f64]| -> Vec<f64> {
         let mut idx: Vec<usize> = (0..v.len()).collect();
@@ -217,11 +217,11 @@ pub fn search_png(
     let mut running = Vec::new();
     let mut best = f64::NEG_INFINITY;
     for t in &done {
-        let s = score(options.objective, t.objective.unwrap_or(f64::NAN));
+        let s = options.objective.score(t.objective.unwrap_or(f64::NAN));
         if s > best {
             best = s;
         }
-        running.push((t.id as f64, score(options.objective, best)));
+        running.push((t.id as f64, options.objective.score(best)));
     }
     let trials_in = |state: TrialState, label: &str, color: usize| Series {
         label: label.into(),

@@ -46,6 +46,14 @@ pub struct EpochRecord {
 const HEADER: &str = "epoch,train_loss,train_accuracy,train_top5,val_loss,val_accuracy,val_top5,lr,train_images_per_sec,seconds";
 
 impl EpochRecord {
+    /// The validation metric `monitor` names, if this epoch was validated.
+    pub fn monitored(&self, monitor: crate::config::Monitor) -> Option<f64> {
+        match monitor {
+            crate::config::Monitor::ValAccuracy => self.val_accuracy,
+            crate::config::Monitor::ValLoss => self.val_loss,
+        }
+    }
+
     fn csv(&self) -> String {
         // Shortest round-trip decimal: the file holds exactly the values the run saw.
         let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();

@@ -12,7 +12,7 @@
 
 use crate::config::{LrSchedule, Monitor, TrainConfig};
 use crate::error::Result;
-use crate::training::logger::{EpochRecord, SharedRecords};
+use crate::training::logger::SharedRecords;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 use burn::module::{Module, ParamGroup};
@@ -111,17 +111,12 @@ impl Schedule {
                 };
                 let records = records.lock().unwrap_or_else(|e| e.into_inner());
                 // The epochs before this step's, in order.
-                let before: Vec<EpochRecord> = records
+                let before: Vec<f64> = records
                     .iter()
                     .filter(|r| r.epoch as f64 <= epoch)
-                    .cloned()
+                    .filter_map(|r| r.monitored(*monitor))
                     .collect();
-                plateau_lr(
-                    &self.shape,
-                    self.lr,
-                    *monitor,
-                    &monitored(&before, *monitor),
-                )
+                plateau_lr(&self.shape, self.lr, *monitor, &before)
             }
             LrSchedule::OneCycle => {
                 // PyTorch OneCycleLR: pct_start 0.3, div_factor 25, final_div_factor 1e4.
@@ -187,17 +182,6 @@ pub fn plateau_lr(shape: &LrSchedule, lr: f64, monitor: Monitor, values: &[f64])
         }
     }
     rate
-}
-
-/// The epochs' values of `monitor` in `records`, for [`plateau_lr`].
-pub fn monitored(records: &[EpochRecord], monitor: Monitor) -> Vec<f64> {
-    records
-        .iter()
-        .filter_map(|r| match monitor {
-            Monitor::ValAccuracy => r.val_accuracy,
-            Monitor::ValLoss => r.val_loss,
-        })
-        .collect()
 }
 
 /// The run's learning rates per parameter: the config's schedule for every parameter, the
@@ -282,6 +266,7 @@ impl LrScheduler for Schedule {
 mod tests {
     use super::*;
     use crate::config::ScheduleKind;
+    use crate::training::logger::EpochRecord;
 
     fn schedule(kind: ScheduleKind) -> Schedule {
         let config = TrainConfig {

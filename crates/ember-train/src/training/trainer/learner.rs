@@ -342,13 +342,12 @@ fn training_strategy<N: Network>(
 
 /// The best epoch by `monitor`, among epochs with a validation value.
 pub fn best_epoch(records: &[EpochRecord], monitor: Monitor) -> Option<usize> {
-    let key = |r: &EpochRecord| match monitor {
-        Monitor::ValAccuracy => r.val_accuracy,
-        Monitor::ValLoss => r.val_loss.map(|l| -l),
-    };
     records
         .iter()
-        .filter_map(|r| key(r).filter(|v| v.is_finite()).map(|v| (v, r.epoch)))
+        .filter_map(|r| {
+            let v = monitor.score(r.monitored(monitor)?);
+            v.is_finite().then_some((v, r.epoch))
+        })
         // The first epoch reaching the best value wins ties, like the early-stopping rule.
         .fold(None, |best: Option<(f64, usize)>, (v, e)| match best {
             Some((bv, _)) if bv >= v => best,

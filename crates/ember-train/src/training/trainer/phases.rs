@@ -26,7 +26,7 @@ pub(crate) fn train_network<N: Network>(
     let group = crate::distributed::group(setup.config.runtime.distributed)?;
     // Ranks other than 0 write to a scratch directory of their own and print nothing.
     let rank_config;
-    let silent = crate::events::Events::new(|_| {});
+    let silent = crate::events::Events::silent();
     let (config, events) = match &group {
         Some(g) => {
             check_ranks_agree(g.as_ref(), setup.config, &data)?;
