@@ -164,7 +164,7 @@ fn train_then_eval_then_predict() {
         .failure();
     let stderr = String::from_utf8_lossy(&no_ema.get_output().stderr);
     assert!(
-        stderr.contains("no ema.bpk") && stderr.contains("--ema-decay"),
+        stderr.contains("no ema.bpk") && stderr.contains("--ema-decay 0.999)"),
         "{stderr}"
     );
 

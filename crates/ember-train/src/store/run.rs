@@ -178,7 +178,7 @@ impl RunDir {
                 if !ema.is_file() && self.final_weights().is_file() {
                     return Err(TrainError::file(
                         &self.root,
-                        "has no ema.bpk: the run kept no model EMA (train with `loop.ema_decay`, `--ema-decay 0.999`)",
+                        "has no ema.bpk: the run kept no model EMA (train with `loop.ema_decay` = 0.999)",
                     ));
                 }
                 vec![ema]
