@@ -183,6 +183,49 @@ fn rank_pid(rank: usize) -> Option<u32> {
     })
 }
 
+/// Starts `args` under `mpirun -np 2`, waits until `ready()` (failing if the job ends first),
+/// kills rank 1 with SIGKILL (no chance to clean up) and waits for the job to end, which must
+/// be within a minute: its exit status and stderr.
+fn kill_rank_1_when(
+    args: &[String],
+    ready: impl Fn() -> bool,
+) -> (std::process::ExitStatus, String) {
+    let mut job = mpirun(2)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(started.elapsed().as_secs() < 300, "the job never got going");
+        assert!(
+            job.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rank_pid(1).expect("rank 1 is running");
+    let killed = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            killed.elapsed().as_secs() < 60,
+            "the job hangs after a rank died"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
 fn val_losses(run: &Path) -> Vec<f64> {
     let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let mut lines = text.lines();
@@ -211,43 +254,10 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_exactly() {
         .success();
     let mut distributed = epochs(args(&two));
     distributed.extend(["--distributed".into(), "mpi".into()]);
-    let mut job = mpirun(2)
-        .args(&distributed)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill rank 1 (SIGKILL: no chance to clean up) once rank 0 has checkpointed epoch 2.
-    let started = std::time::Instant::now();
-    while !two.join("checkpoint/model-2.bpk").is_file() {
-        assert!(
-            started.elapsed().as_secs() < 300,
-            "no checkpoint of epoch 2"
-        );
-        assert!(
-            job.try_wait().unwrap().is_none(),
-            "the job ended before the kill"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let pid = rank_pid(1).expect("rank 1 is running");
-    let killed = std::time::Instant::now();
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    let status = loop {
-        if let Some(s) = job.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            killed.elapsed().as_secs() < 60,
-            "the job hangs after a rank died"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    // Rank 1 dies once rank 0 has checkpointed epoch 2.
+    let (status, stderr) = kill_rank_1_when(&distributed, || {
+        two.join("checkpoint/model-2.bpk").is_file()
+    });
     assert!(!status.success(), "the job must fail when a rank dies");
     assert!(
         stderr.contains("rank 1") && stderr.contains("signal 9"),
@@ -281,29 +291,17 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_exactly() {
 
 /// The trials of a search, by id: (knobs, per-epoch objective, state).
 fn trials(search: &Path) -> Vec<(String, Vec<f64>, String)> {
-    let text = std::fs::read_to_string(search.join("trials.json")).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let list = json
-        .as_array()
-        .or_else(|| json["trials"].as_array())
-        .unwrap_or_else(|| panic!("trials.json: {text}"));
-    list.iter()
+    ember_train::search::load_trials(search)
+        .unwrap()
+        .into_iter()
         .map(|t| {
-            (
-                t["params"].to_string(),
-                t["values"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect(),
-                t["state"].as_str().unwrap().to_string(),
-            )
+            let state = format!("{:?}", t.state).to_lowercase();
+            (format!("{:?}", t.params), t.values, state)
         })
         .collect()
 }
 
-/// A search space of LeNet on the MNIST subset, `epochs` an epoch, in `dir`.
+/// A search space of LeNet on the MNIST subset, `epochs` epochs a trial, in `dir`.
 fn search_space(dir: &Path, epochs: usize) -> PathBuf {
     let space = dir.join("space.toml");
     std::fs::write(
@@ -480,46 +478,15 @@ fn a_killed_rank_ends_the_search_and_the_same_command_resumes_it() {
     let out = dir.path().join("search");
     let mut args = search_args(&space, 4, &out);
     args.extend(["--distributed".into(), "mpi".into()]);
-    let mut job = mpirun(2)
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill rank 1 once both ranks train (two trials started) and one has checkpointed.
-    let started = std::time::Instant::now();
+    // Rank 1 dies once both ranks train (two trials started) and one has checkpointed.
     let checkpointed = || {
         (0..4).any(|t| {
             out.join(format!("trial-{t:03}/checkpoint/model-1.bpk"))
                 .is_file()
         })
     };
-    while !(out.join("trial-001").is_dir() && checkpointed()) {
-        assert!(started.elapsed().as_secs() < 300, "no trial got going");
-        assert!(
-            job.try_wait().unwrap().is_none(),
-            "the search ended before the kill"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let pid = rank_pid(1).expect("rank 1 is running");
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    let killed = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = job.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            killed.elapsed().as_secs() < 60,
-            "the search hangs after a rank died"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) =
+        kill_rank_1_when(&args, || out.join("trial-001").is_dir() && checkpointed());
     assert!(!status.success(), "the job must fail when a rank dies");
     assert!(
         stderr.contains("rank 1"),

@@ -570,26 +570,32 @@ fn a_search_over_ranks_runs_the_trials_of_a_parallel_search() {
         quiet.clone(),
     )
     .unwrap();
-    // Three ranks as threads of this process, as `mpirun -np 3` would run them.
+    // Three ranks, as `mpirun -np 3` would run them.
     options.parallel = 1;
     let ranks = dir.path().join("ranks");
-    let boxes = ember_train::distributed::local_mailboxes(3);
-    let outcomes: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = boxes
-            .iter()
-            .map(|mailbox| {
-                let (mailbox, quiet) = (mailbox.clone(), quiet.clone());
-                let (space, text, options, ranks) = (&space, &text, &options, &ranks);
-                scope.spawn(move || {
-                    search_ranks(space, text, options, ranks, mailbox, &modelled_trial, quiet)
+    // Results of a search whose `n` ranks run as threads of this process.
+    let on_ranks = |n: usize, options: &SearchOptions, out: &Path| {
+        let boxes = ember_train::distributed::local_mailboxes(n);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = boxes
+                .into_iter()
+                .map(|mailbox| {
+                    let (space, text, quiet) = (&space, &text, quiet.clone());
+                    scope.spawn(move || {
+                        search_ranks(space, text, options, out, mailbox, &modelled_trial, quiet)
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap().unwrap())
-            .collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let outcomes: Vec<_> = on_ranks(3, &options, &ranks)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert!(
         outcomes[1].is_none() && outcomes[2].is_none(),
         "only rank 0 reports"
@@ -628,23 +634,8 @@ fn a_search_over_ranks_runs_the_trials_of_a_parallel_search() {
 
     // --parallel with ranks is refused on rank 0, and every rank still returns.
     options.parallel = 2;
-    let boxes = ember_train::distributed::local_mailboxes(2);
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = boxes
-            .iter()
-            .map(|mailbox| {
-                let (mailbox, quiet) = (mailbox.clone(), quiet.clone());
-                let (space, text, options) = (&space, &text, &options);
-                let out = dir.path().join("refused");
-                scope.spawn(move || {
-                    search_ranks(space, text, options, &out, mailbox, &modelled_trial, quiet)
-                        .map(|o| o.is_some())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = on_ranks(2, &options, &dir.path().join("refused"));
     let e = results[0].as_ref().unwrap_err().to_string();
     assert!(e.contains("--parallel 2 with --distributed mpi"), "{e}");
-    assert!(matches!(results[1], Ok(false)));
+    assert!(matches!(results[1], Ok(None)));
 }
