@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
             dataset: ember::data::DatasetSpec::Mnist,
             data_dir: Some(data_dir.clone()),
             val_split: 0.1,
-            augment: Preset::None,
+            augment: Preset::None.into(),
             ..Default::default()
         },
         optim: OptimConfig {

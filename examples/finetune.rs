@@ -103,7 +103,7 @@ fn base(args: &Args, out: &Path) -> TrainConfig {
         data: DataConfig {
             dataset: args.dataset.clone(),
             data_dir: Some(args.data_dir.clone()),
-            augment: args.augment,
+            augment: args.augment.into(),
             ..Default::default()
         },
         optim: OptimConfig {

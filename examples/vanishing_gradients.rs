@@ -174,7 +174,7 @@ fn main() -> Result<()> {
             dataset: ember::data::DatasetSpec::Mnist,
             data_dir: Some(args.data_dir.clone()),
             val_split: 0.1,
-            augment: Preset::None,
+            augment: Preset::None.into(),
             ..Default::default()
         },
         optim: OptimConfig {

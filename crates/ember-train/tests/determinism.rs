@@ -22,7 +22,7 @@ fn run(
             ),
             val_split: 0.1,
             train_limit: Some(256),
-            augment: ember_data::transform::Preset::Cifar,
+            augment: ember_data::transform::Preset::Cifar.into(),
             ..Default::default()
         },
         optim: ember_train::config::OptimConfig {

@@ -22,8 +22,9 @@ fn writes_the_same_png_for_the_same_seed() {
                 "mnist",
                 "--data-dir",
                 &subset(),
-                "--preset",
-                "cifar",
+                "--augment",
+                r#"[{ type = "random_crop", size = [28, 28], padding = 2 },
+                    { type = "rand_augment" }, { type = "normalize" }]"#,
                 "--seed",
                 seed,
                 "--rows",
@@ -39,6 +40,28 @@ fn writes_the_same_png_for_the_same_seed() {
     assert_eq!(&a[1..4], b"PNG");
     assert_eq!(a, run("1", "b.png"), "same seed, same bytes");
     assert_ne!(a, run("2", "c.png"));
+}
+
+#[test]
+fn a_bad_pipeline_is_refused_with_its_reason() {
+    let out = Command::cargo_bin("ember")
+        .unwrap()
+        .args(["augment", "--dataset", "mnist", "--data-dir", &subset()])
+        .args(["--augment", r#"[{ type = "rand_augment" }]"#])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no `normalize`"), "{err}");
+    let out = Command::cargo_bin("ember")
+        .unwrap()
+        .args(["augment", "--dataset", "mnist", "--augment", "autoaugment"])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("unknown augmentation preset `autoaugment`"),
+        "{err}"
+    );
 }
 
 #[test]

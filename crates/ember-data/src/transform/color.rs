@@ -163,6 +163,13 @@ pub(crate) fn normalize(
     mean: &[f32],
     std: &[f32],
 ) -> Result<Image, TransformError> {
+    if mean.is_empty() && std.is_empty() {
+        return Err(TransformError::Invalid(
+            "normalize names no mean/std: a run's pipeline gives it the dataset's statistics; \
+             alone it needs them"
+                .into(),
+        ));
+    }
     if mean.len() != img.channels || std.len() != img.channels {
         return Err(TransformError::ChannelMismatch {
             given: mean.len().max(std.len()),

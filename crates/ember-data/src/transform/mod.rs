@@ -12,16 +12,19 @@
 //! crops, resizing), `color.rs` (grey, jitter, normalisation), `erase.rs` (random erasing,
 //! cutout) and `preset.rs` (dataset statistics and the named training pipelines).
 
+mod auto;
 mod color;
 mod erase;
 mod geometry;
 mod preset;
 
+pub use auto::{AugmentOp, adjust_sharpness, autocontrast, equalize, posterize, solarize};
 pub use color::*;
 pub use geometry::*;
-pub use preset::{Preset, Stats};
+pub use preset::{Augment, Preset, Stats};
 
 use crate::Image;
+use auto::{rand_augment, trivial_augment_wide};
 use erase::{cutout, random_erasing};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -143,11 +146,14 @@ pub enum Transform {
         /// Output channels.
         channels: usize,
     },
-    /// `(x - mean) / std` per channel.
+    /// `(x - mean) / std` per channel. In a run's pipeline ([`Augment`]) both may be left
+    /// out (empty): the dataset's statistics.
     Normalize {
         /// Per-channel mean.
+        #[serde(default)]
         mean: Vec<f32>,
         /// Per-channel standard deviation.
+        #[serde(default)]
         std: Vec<f32>,
     },
     /// With probability `p`, set a random rectangle (area fraction `scale`, aspect `ratio`)
@@ -170,6 +176,38 @@ pub enum Transform {
         /// Side of the square.
         size: usize,
     },
+    /// RandAugment (Cubuk et al. 2020), torchvision's `RandAugment`: `num_ops` ops drawn
+    /// uniformly from the 14 of [`AugmentOp`], each at bin `magnitude` of
+    /// `num_magnitude_bins` of its range (e.g. rotation up to 30 degrees), the sign drawn at
+    /// random. Before `normalize` (it works on values in [0, 1]).
+    RandAugment {
+        /// Ops applied to each image.
+        #[serde(default = "two")]
+        num_ops: usize,
+        /// Strength, a bin index below `num_magnitude_bins` (9 of 31: timm's `rand-m9`).
+        #[serde(default = "nine")]
+        magnitude: usize,
+        /// Bins of each op's range.
+        #[serde(default = "thirty_one")]
+        num_magnitude_bins: usize,
+    },
+    /// TrivialAugment Wide (Müller & Hutter 2021), torchvision's `TrivialAugmentWide`: one op
+    /// drawn uniformly at a uniformly drawn strength, from the wider ranges (rotation up to
+    /// 135 degrees, translation up to 32 pixels). No knob to tune. Before `normalize`.
+    TrivialAugmentWide {
+        /// Bins of each op's range.
+        #[serde(default = "thirty_one")]
+        num_magnitude_bins: usize,
+    },
+    /// One op of RandAugment's set at a fixed, signed `magnitude` in its own unit (degrees,
+    /// pixels, shear, `factor - 1`, bits, threshold of 255): for pictures and tests.
+    AugmentOp {
+        /// The op.
+        op: AugmentOp,
+        /// Its magnitude.
+        #[serde(default)]
+        magnitude: f64,
+    },
     /// Apply `transforms` in order with probability `p`.
     RandomApply {
         /// The transforms.
@@ -182,6 +220,16 @@ pub enum Transform {
         /// The transforms.
         transforms: Vec<Transform>,
     },
+}
+
+fn two() -> usize {
+    2
+}
+fn nine() -> usize {
+    9
+}
+fn thirty_one() -> usize {
+    31
 }
 
 /// Which item of which epoch a transform sees: what [`Transform::AltFlip`] decides from.
@@ -234,6 +282,17 @@ impl Transform {
             ratio: [0.3, 3.3],
             value: 0.0,
         }
+    }
+
+    /// Whether `pred` holds for this transform or one inside it (`compose`, `random_apply`).
+    pub fn any(&self, pred: &dyn Fn(&Transform) -> bool) -> bool {
+        pred(self)
+            || match self {
+                Transform::Compose { transforms } | Transform::RandomApply { transforms, .. } => {
+                    transforms.iter().any(|t| t.any(pred))
+                }
+                _ => false,
+            }
     }
 
     /// Applies the transform to an image outside any epoch (item 0 of epoch 0 of seed 0, for
@@ -319,6 +378,35 @@ impl Transform {
                 value,
             } => Ok(random_erasing(img, *p, *scale, *ratio, *value, rng)),
             Transform::Cutout { size } => Ok(cutout(img, *size, rng)),
+            Transform::RandAugment {
+                num_ops,
+                magnitude,
+                num_magnitude_bins,
+            } => {
+                if *num_magnitude_bins < 2 || magnitude >= num_magnitude_bins {
+                    return Err(TransformError::Invalid(format!(
+                        "rand_augment: magnitude must be below num_magnitude_bins (at least 2), \
+                         got {magnitude} of {num_magnitude_bins}"
+                    )));
+                }
+                Ok(rand_augment(
+                    img,
+                    *num_ops,
+                    *magnitude,
+                    *num_magnitude_bins,
+                    rng,
+                ))
+            }
+            Transform::TrivialAugmentWide { num_magnitude_bins } => {
+                if *num_magnitude_bins < 2 {
+                    return Err(TransformError::Invalid(format!(
+                        "trivial_augment_wide: num_magnitude_bins must be at least 2, got \
+                         {num_magnitude_bins}"
+                    )));
+                }
+                Ok(trivial_augment_wide(img, *num_magnitude_bins, rng))
+            }
+            Transform::AugmentOp { op, magnitude } => Ok(op.apply(img, *magnitude)),
             Transform::RandomApply { transforms, p } => {
                 if rng.random::<f64>() < *p {
                     transforms

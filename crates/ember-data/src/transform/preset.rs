@@ -1,6 +1,7 @@
-//! Dataset statistics and the named training pipelines (`--augment none|cifar|imagenet`).
+//! Dataset statistics, the named training pipelines (`--augment none|cifar|imagenet`) and
+//! [`Augment`], a run's choice between a preset and a list of its own.
 
-use super::{PadMode, Transform};
+use super::{PadMode, Transform, TransformError};
 use serde::{Deserialize, Serialize};
 
 /// Dataset statistics used by the presets' `Normalize`.
@@ -141,5 +142,152 @@ impl Preset {
             }
             _ => vec![Transform::Resize { size }, normalize],
         }
+    }
+}
+
+/// The training augmentation of a run (`data.augment`): a named preset (`"cifar"`), or the
+/// pipeline itself as a list of transforms, as torchvision's `Compose` takes them:
+///
+/// ```toml
+/// [data]
+/// augment = [
+///     { type = "random_crop", size = [32, 32], padding = 4, pad_mode = "reflect" },
+///     { type = "random_horizontal_flip", p = 0.5 },
+///     { type = "trivial_augment_wide" },
+///     { type = "normalize" },             # no mean/std: the dataset's statistics
+///     { type = "cutout", size = 16 },
+/// ]
+/// ```
+///
+/// Every [`Transform`] is reachable this way, so a new transform is one variant and its
+/// kernel. A list must hold a `normalize` (where it belongs: before erasing, so that the
+/// erased value is the mean); its output must be the network's input size.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Augment {
+    /// A named pipeline.
+    Preset(Preset),
+    /// The transforms, in order.
+    Pipeline(Vec<Transform>),
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Augment::Preset(Preset::None)
+    }
+}
+
+impl From<Preset> for Augment {
+    fn from(p: Preset) -> Self {
+        Augment::Preset(p)
+    }
+}
+
+impl From<Vec<Transform>> for Augment {
+    fn from(t: Vec<Transform>) -> Self {
+        Augment::Pipeline(t)
+    }
+}
+
+impl std::fmt::Display for Augment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Augment::Preset(p) => f.write_str(&crate::names::name_of(p)),
+            Augment::Pipeline(t) => write!(f, "a pipeline of {} transforms", t.len()),
+        }
+    }
+}
+
+impl Serialize for Augment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Augment::Preset(p) => p.serialize(s),
+            Augment::Pipeline(t) => t.serialize(s),
+        }
+    }
+}
+
+/// By hand rather than `#[serde(untagged)]`: an untagged enum's error is "did not match any
+/// variant", where a misspelt preset should list the presets and a bad list item should say
+/// what is wrong with it.
+impl<'de> Deserialize<'de> for Augment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Augment;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a preset name (none, cifar, imagenet) or a list of transforms")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Augment, E> {
+                crate::names::from_name::<Preset>(v, "augmentation preset")
+                    .map(Augment::Preset)
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Augment, A::Error> {
+                Vec::<Transform>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Augment::Pipeline)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Augment {
+    /// The training transforms for `size` images of a dataset with `stats`: the preset's, or
+    /// the list with each `normalize` that gives no mean/std given the dataset's.
+    pub fn train(&self, size: [usize; 2], stats: &Stats) -> Result<Vec<Transform>, TransformError> {
+        match self {
+            Augment::Preset(p) => Ok(p.train(size, stats)),
+            Augment::Pipeline(list) => {
+                let list: Vec<Transform> = list.iter().map(|t| with_stats(t, stats)).collect();
+                if !list
+                    .iter()
+                    .any(|t| t.any(&|t| matches!(t, Transform::Normalize { .. })))
+                {
+                    return Err(TransformError::Invalid(
+                        "the augmentation pipeline has no `normalize`: add { type = \
+                         \"normalize\" } (the dataset's statistics) before any erasing"
+                            .into(),
+                    ));
+                }
+                Ok(list)
+            }
+        }
+    }
+
+    /// The evaluation transforms that go with it: the `imagenet` preset's resize and centre
+    /// crop when the training pipeline crops at random scales (`random_resized_crop`), else
+    /// a resize to `size` and the normalisation.
+    pub fn eval(&self, size: [usize; 2], stats: &Stats) -> Vec<Transform> {
+        let scales = match self {
+            Augment::Preset(p) => *p == Preset::Imagenet,
+            Augment::Pipeline(list) => list
+                .iter()
+                .any(|t| t.any(&|t| matches!(t, Transform::RandomResizedCrop { .. }))),
+        };
+        if scales {
+            Preset::Imagenet.eval(size, stats)
+        } else {
+            Preset::None.eval(size, stats)
+        }
+    }
+}
+
+/// `t` with every `normalize` that names no statistics given `stats`.
+fn with_stats(t: &Transform, stats: &Stats) -> Transform {
+    match t {
+        Transform::Normalize { mean, std } if mean.is_empty() && std.is_empty() => {
+            Transform::Normalize {
+                mean: stats.mean.clone(),
+                std: stats.std.clone(),
+            }
+        }
+        Transform::Compose { transforms } => Transform::Compose {
+            transforms: transforms.iter().map(|t| with_stats(t, stats)).collect(),
+        },
+        Transform::RandomApply { transforms, p } => Transform::RandomApply {
+            transforms: transforms.iter().map(|t| with_stats(t, stats)).collect(),
+            p: *p,
+        },
+        other => other.clone(),
     }
 }

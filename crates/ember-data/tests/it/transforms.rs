@@ -465,3 +465,101 @@ fn alt_flip_mirrors_each_item_in_every_other_epoch() {
     let t: Transform = serde_json::from_str(r#"{"type": "alt_flip"}"#).unwrap();
     assert_eq!(t, Transform::AltFlip);
 }
+
+/// RandAugment's ops against torchvision's kernels on a CIFAR-10 crop
+/// (`scripts/torchvision_autoaugment_fixture.py`): the geometric and 8-bit ops give the same
+/// levels, the blends differ by torchvision's truncation to `uint8` only (at most one level).
+#[test]
+fn augment_ops_match_torchvision() {
+    use ember_data::transform::AugmentOp;
+    let text = include_str!("../fixtures/autoaugment.json");
+    let fixture: serde_json::Value = serde_json::from_str(text).unwrap();
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    };
+    let shape: Vec<usize> = serde_json::from_value(fixture["shape"].clone()).unwrap();
+    let input = Image::from_planar_u8(
+        shape[0],
+        shape[1],
+        shape[2],
+        &hex(fixture["input"].as_str().unwrap()),
+    );
+    let cases = fixture["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 27);
+    for case in cases {
+        let op: AugmentOp = serde_json::from_value(case["op"].clone()).unwrap();
+        let m = case["magnitude"].as_f64().unwrap();
+        let want = hex(case["output"].as_str().unwrap());
+        let got = op.apply(input.clone(), m);
+        let levels: Vec<u8> = got
+            .data
+            .iter()
+            .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        let off: Vec<i32> = levels
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .collect();
+        let worst = off.iter().copied().max().unwrap();
+        let geometric = matches!(
+            op,
+            AugmentOp::ShearX
+                | AugmentOp::ShearY
+                | AugmentOp::TranslateX
+                | AugmentOp::TranslateY
+                | AugmentOp::Rotate
+        );
+        let exact = matches!(
+            op,
+            AugmentOp::Identity | AugmentOp::Posterize | AugmentOp::Solarize | AugmentOp::Equalize
+        );
+        let differing = off.iter().filter(|&&d| d > 0).count();
+        let ok = if geometric {
+            // Nearest-neighbour sampling: a source point on a half pixel rounds one way in
+            // torch's f32 and may round the other in f64 (a few pixels of a 135-degree turn).
+            differing * 100 <= off.len()
+        } else if exact {
+            worst == 0
+        } else {
+            worst <= 1
+        };
+        assert!(
+            ok,
+            "{op:?} at {m}: {differing} of {} levels off, by up to {worst}",
+            off.len()
+        );
+    }
+}
+
+#[test]
+fn rand_augment_and_trivial_augment_are_seeded_per_item_and_change_images() {
+    let data: Vec<u8> = (0..3 * 16 * 16).map(|i| ((i * 53) % 251) as u8).collect();
+    let img = Image::from_planar_u8(3, 16, 16, &data);
+    for t in [
+        Transform::RandAugment {
+            num_ops: 2,
+            magnitude: 9,
+            num_magnitude_bins: 31,
+        },
+        Transform::TrivialAugmentWide {
+            num_magnitude_bins: 31,
+        },
+    ] {
+        let run = |index| apply_all(std::slice::from_ref(&t), img.clone(), 7, 0, index).unwrap();
+        assert_eq!(run(5).data, run(5).data, "{t:?}: same item, same result");
+        let changed = (0..20).filter(|&i| run(i).data != img.data).count();
+        // Identity (and a no-op draw) is 1 of 14 ops: most items change.
+        assert!(changed >= 12, "{t:?}: only {changed} of 20 changed");
+        let shapes_kept = (0..20).all(|i| run(i).shape_str() == img.shape_str());
+        assert!(shapes_kept);
+    }
+    let bad = Transform::RandAugment {
+        num_ops: 2,
+        magnitude: 31,
+        num_magnitude_bins: 31,
+    };
+    assert!(bad.apply(img, &mut item_rng(0, 0, 0)).is_err());
+}

@@ -131,6 +131,13 @@ pub fn typed_value<T: DeserializeOwned + Serialize>(raw: &str) -> Result<toml::V
     Err(first_error.unwrap_or_else(|| format!("`{raw}` is not a valid value")))
 }
 
+/// `raw` read as a value of `T`, as a flag or `--set` reads it (see [`set_value`]).
+pub fn parse_value<T: DeserializeOwned + Serialize>(raw: &str) -> Result<T, String> {
+    typed_value::<T>(raw)?
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
+}
+
 /// `value` as it would be written in a config file, for error messages (`0.5`, `"sgd"`).
 pub fn shown<T: Serialize>(value: &T) -> String {
     match toml::Value::try_from(value) {

@@ -6,7 +6,7 @@ use crate::backend::Backend;
 use crate::distributed::Distributed;
 use crate::error::{Result, TrainError};
 use ember_data::DatasetSpec;
-use ember_data::transform::{PadMode, Preset};
+use ember_data::transform::{Augment, PadMode, Preset};
 use knob::{Knob, Section};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -301,8 +301,10 @@ crate::section! {
             check |v| v.is_none_or(|[h, w]| h > 0 && w > 0) => "must be positive";
             check |v| v.is_none_or(|[h, w]| h <= MAX_SIDE && w <= MAX_SIDE)
                 => "must be at most 8192 pixels a side",
-        /// Training augmentation preset: `none`, `cifar` or `imagenet`.
-        augment: Preset = Preset::None; flag "augment",
+        /// Training augmentation: a preset (`none`, `cifar` or `imagenet`) or a list of
+        /// transforms (`[{ type = "trivial_augment_wide" }, { type = "normalize" }]`; see
+        /// `Augment`). The four knobs below tune the presets.
+        augment: Augment = Augment::Preset(Preset::None); flag "augment",
         /// Cutout (DeVries & Taylor 2017) after the preset: one `N x N` square at a uniformly
         /// random centre, clipped at the borders, set to 0 (the mean, after normalisation); 0
         /// turns it off. 16 is the CIFAR-10 recipe.
@@ -707,6 +709,36 @@ impl TrainConfig {
                     "must be 1 with `runtime.distributed` = mpi: one device per rank (start \
                      one rank per device)"
                         .into(),
+                );
+            }
+        }
+        if let Augment::Pipeline(_) = self.data.augment {
+            let d = &self.data;
+            let preset_knobs = [
+                ("cutout", d.cutout != 0, "{ type = \"cutout\", size = 16 }"),
+                (
+                    "crop_padding",
+                    d.crop_padding != 4,
+                    "`padding` in its { type = \"random_crop\" }",
+                ),
+                (
+                    "pad_mode",
+                    d.pad_mode != PadMode::Zero,
+                    "`pad_mode` in its { type = \"random_crop\" }",
+                ),
+                (
+                    "flip",
+                    d.flip != FlipMode::Random,
+                    "{ type = \"alt_flip\" } or no flip",
+                ),
+            ];
+            if let Some((name, _, instead)) = preset_knobs.iter().find(|k| k.1) {
+                return broken(
+                    &format!("data.{name}"),
+                    format!(
+                        "tunes a named preset, but `data.augment` is a list: write {instead} in \
+                         the list instead"
+                    ),
                 );
             }
         }

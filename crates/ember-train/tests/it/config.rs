@@ -276,3 +276,80 @@ mod cli {
         assert!(help.contains("Training loop"), "{help}");
     }
 }
+
+#[test]
+fn the_augmentation_is_a_preset_or_a_pipeline_of_any_transforms() {
+    use ember_data::transform::{Augment, Preset, Transform};
+    use ember_train::training::trainer::load_data;
+    let mut c = TrainConfig::default();
+    c.set("data.augment", "cifar").unwrap();
+    assert_eq!(c.data.augment, Augment::Preset(Preset::Cifar));
+    let e = c
+        .set("data.augment", "autoaugment")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("autoaugment") && e.contains("imagenet"), "{e}");
+    c.set(
+        "data.augment",
+        r#"[{ type = "trivial_augment_wide" }, { type = "normalize" }]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.data.augment,
+        Augment::Pipeline(vec![
+            Transform::TrivialAugmentWide {
+                num_magnitude_bins: 31
+            },
+            Transform::Normalize {
+                mean: vec![],
+                std: vec![],
+            },
+        ])
+    );
+    // A config file keeps the list as it was written.
+    let back = TrainConfig::from_toml(&toml::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+    // The preset knobs do not silently apply to a list.
+    let mut tuned = c.clone();
+    tuned.data.cutout = 16;
+    let e = tuned.validate_options().unwrap_err().to_string();
+    assert!(e.contains("data.cutout") && e.contains("\"cutout\""), "{e}");
+
+    // The run fills in the dataset's statistics and tries the pipeline on a real image.
+    c.data.data_dir = Some(crate::mnist_subset());
+    c.train_loop.seed = 3;
+    let data = load_data(&c).unwrap();
+    assert_eq!(
+        data.train_transforms[1],
+        Transform::Normalize {
+            mean: vec![0.1307],
+            std: vec![0.3081]
+        }
+    );
+    let mut crop = c.clone();
+    crop.set(
+        "data.augment",
+        r#"[{ type = "random_crop", size = [24, 24], padding = 0 }, { type = "normalize" }]"#,
+    )
+    .unwrap();
+    let e = load_data(&crop).err().unwrap().to_string();
+    assert!(
+        e.contains("data.augment") && e.contains("size = [28, 28]"),
+        "{e}"
+    );
+    let mut bare = c.clone();
+    bare.set(
+        "data.augment",
+        r#"[{ type = "rand_augment", magnitude = 5 }]"#,
+    )
+    .unwrap();
+    let e = load_data(&bare).err().unwrap().to_string();
+    assert!(e.contains("no `normalize`"), "{e}");
+    bare.set(
+        "data.augment",
+        r#"[{ type = "rand_augment", magnitude = 31 }, { type = "normalize" }]"#,
+    )
+    .unwrap();
+    let e = load_data(&bare).err().unwrap().to_string();
+    assert!(e.contains("magnitude must be below"), "{e}");
+}

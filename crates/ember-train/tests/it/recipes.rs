@@ -91,7 +91,7 @@ fn tiny_airbench(out: &Path) -> TrainConfig {
     c.model = "airbench94".into();
     c.model_options = toml::toml! { widths = [8, 16, 16] };
     c.data.train_limit = Some(384);
-    c.data.augment = Preset::Cifar;
+    c.data.augment = Preset::Cifar.into();
     c.data.crop_padding = 2;
     c.data.pad_mode = PadMode::Reflect;
     c.data.flip = FlipMode::Alternating;

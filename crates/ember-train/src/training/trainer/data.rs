@@ -5,7 +5,7 @@ use crate::config::{FlipMode, TrainConfig};
 use crate::error::{Result, TrainError};
 use burn::data::dataset::Dataset;
 use ember_data::split::{ClassSubset, Subset, train_val_split};
-use ember_data::transform::{Preset, Transform};
+use ember_data::transform::{Augment, Stats, Transform, apply_all};
 use ember_data::{ClassificationDataset, ImageItem, Split};
 use std::sync::Arc;
 
@@ -80,28 +80,78 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData> {
     let [h, w] = config.data.resize.unwrap_or([img.height, img.width]);
     let input = [img.channels, h, w];
     let stats = spec.stats().for_channels(img.channels);
-    let eval_preset = if config.data.augment == Preset::Imagenet {
-        Preset::Imagenet
-    } else {
-        Preset::None
-    };
+    let train_transforms = train_transforms(config, [h, w], &stats)?;
+    if let Augment::Pipeline(_) = config.data.augment {
+        check_output(
+            &train_transforms,
+            first.image.clone(),
+            input,
+            config.train_loop.seed,
+        )?;
+    }
     Ok(RunData {
         train,
         valid,
         test,
         classes,
         input,
-        train_transforms: {
-            let mut t = tuned(config, config.data.augment.train([h, w], &stats));
+        train_transforms,
+        eval_transforms: config.data.augment.eval([h, w], &stats),
+    })
+}
+
+/// The training transforms of `config` for `size` images of a dataset with `stats`: its
+/// preset tuned by the preset knobs (crop padding, pad mode, flip, cutout), or its own list
+/// with the dataset's statistics filled in. `ember augment` shows the same.
+pub fn train_transforms(
+    config: &TrainConfig,
+    size: [usize; 2],
+    stats: &Stats,
+) -> Result<Vec<Transform>> {
+    Ok(match &config.data.augment {
+        Augment::Preset(p) => {
+            let mut t = tuned(config, p.train(size, stats));
             if config.data.cutout > 0 {
                 t.push(Transform::Cutout {
                     size: config.data.cutout,
                 });
             }
             t
-        },
-        eval_transforms: eval_preset.eval([h, w], &stats),
+        }
+        list => list.train(size, stats).map_err(|e| TrainError::Knob {
+            path: "data.augment".into(),
+            msg: e.to_string(),
+        })?,
     })
+}
+
+/// A pipeline of the user's own must make images of the network's input size: tried on the
+/// first training image, so that a wrong crop size is an error before the first step, not a
+/// shape mismatch inside the first batch.
+fn check_output(
+    transforms: &[Transform],
+    image: ember_data::Image,
+    input: [usize; 3],
+    seed: u64,
+) -> Result<()> {
+    let (c, h, w) = (image.channels, image.height, image.width);
+    let out = apply_all(transforms, image, seed, 0, 0).map_err(|e| TrainError::Knob {
+        path: "data.augment".into(),
+        msg: format!("fails on the first training image ({c}x{h}x{w}): {e}"),
+    })?;
+    let got = [out.channels, out.height, out.width];
+    if got != input {
+        return Err(TrainError::Knob {
+            path: "data.augment".into(),
+            msg: format!(
+                "turns the first training image ({c}x{h}x{w}) into {}x{}x{}, but the network \
+                 sees {}x{}x{} (`data.resize` or the images' own size): give the pipeline's \
+                 crops and resizes size = [{}, {}]",
+                got[0], got[1], got[2], input[0], input[1], input[2], input[1], input[2]
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The preset's transforms with the config's crop padding, pad mode and flip.

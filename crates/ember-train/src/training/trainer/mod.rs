@@ -31,7 +31,7 @@ pub mod tuning;
 
 pub use crate::events::{Event, Events, print_event};
 pub use crate::store::weights::{load_weights, save_weights};
-pub use data::{AsItems, RunData, load_data};
+pub use data::{AsItems, RunData, load_data, train_transforms};
 pub use learner::{best_epoch, epoch_items, optimizer_steps_per_epoch, run_steps};
 pub use network::{devices, model_config, seeded_init};
 pub use tuning::{Transfer, Tuning};
