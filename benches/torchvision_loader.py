@@ -17,6 +17,13 @@ mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 presets = {
     ("Cifar", 32): T.Compose([T.Resize((32, 32)), T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
                              T.ToTensor(), T.Normalize(mean, std)]),
+    # PIL images: torchvision's policies run on them before ToTensor, as in its references.
+    ("Cifar+RandAugment(2,9)", 32): T.Compose([T.Resize((32, 32)), T.RandomCrop(32, padding=4),
+                                              T.RandomHorizontalFlip(), T.RandAugment(2, 9),
+                                              T.ToTensor(), T.Normalize(mean, std)]),
+    ("Cifar+TrivialAugmentWide", 32): T.Compose([T.Resize((32, 32)), T.RandomCrop(32, padding=4),
+                                                T.RandomHorizontalFlip(), T.TrivialAugmentWide(),
+                                                T.ToTensor(), T.Normalize(mean, std)]),
     ("Imagenet", 224): T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(),
                                   T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), T.Normalize(mean, std)]),
 }

@@ -17,7 +17,7 @@ use burn::data::dataloader::DataLoader;
 use burn::prelude::*;
 use ember::data::folder::ImageFolder;
 use ember::data::loader::{ImageLoader, LoaderConfig};
-use ember::data::transform::{Preset, Stats};
+use ember::data::transform::{Preset, Stats, Transform};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,10 +34,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(10_000);
     let folder = Arc::new(ImageFolder::open(std::path::Path::new(&root))?);
     let device = Device::flex();
-    for (preset, size, n) in [
-        (Preset::Cifar, [32, 32], images),
-        (Preset::Imagenet, [224, 224], images / 5),
-    ] {
+    let stats = Stats::cifar10();
+    // The cifar preset with each automatic policy after the flip (timm's order: geometric,
+    // then the policy, then normalisation).
+    let with_policy = |policy: Transform| {
+        let mut t = Preset::Cifar.train([32, 32], &stats);
+        t.insert(t.len() - 1, policy);
+        t
+    };
+    let pipelines = [
+        (
+            "Cifar",
+            Preset::Cifar.train([32, 32], &stats),
+            [32, 32],
+            images,
+        ),
+        (
+            "Cifar+RandAugment(2,9)",
+            with_policy(Transform::RandAugment {
+                num_ops: 2,
+                magnitude: 9,
+                num_magnitude_bins: 31,
+            }),
+            [32, 32],
+            images,
+        ),
+        (
+            "Cifar+TrivialAugmentWide",
+            with_policy(Transform::TrivialAugmentWide {
+                num_magnitude_bins: 31,
+            }),
+            [32, 32],
+            images,
+        ),
+        (
+            "Imagenet",
+            Preset::Imagenet.train([224, 224], &stats),
+            [224, 224],
+            images / 5,
+        ),
+    ];
+    for (preset, transforms, size, n) in pipelines {
         for workers in [1, 2] {
             let config = LoaderConfig {
                 batch_size: 128,
@@ -48,12 +85,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 total_batches: None,
                 shard: None,
             };
-            let loader = ImageLoader::new(
-                folder.clone(),
-                preset.train(size, &Stats::cifar10()),
-                config,
-                device.clone(),
-            )?;
+            let loader =
+                ImageLoader::new(folder.clone(), transforms.clone(), config, device.clone())?;
             let start = Instant::now();
             let mut seen = 0;
             for batch in loader.iter() {
@@ -65,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let secs = start.elapsed().as_secs_f64();
             println!(
-                "{{\"loader\":\"ember\",\"preset\":\"{preset:?}\",\"size\":{},\"workers\":{workers},\"batch\":128,\"images\":{seen},\"seconds\":{secs:.3},\"images_per_s\":{:.0}}}",
+                "{{\"loader\":\"ember\",\"preset\":\"{preset}\",\"size\":{},\"workers\":{workers},\"batch\":128,\"images\":{seen},\"seconds\":{secs:.3},\"images_per_s\":{:.0}}}",
                 size[0],
                 seen as f64 / secs
             );
