@@ -311,7 +311,8 @@ pub fn posterize(mut img: Image, bits: u32) -> Image {
 
 /// Levels at or above `threshold` (of 255) become `255 - level`: `v -> 1 - v`.
 pub fn solarize(mut img: Image, threshold: f32) -> Image {
-    // A half-level margin: `v` holds `level / 255` in f32, which can fall just below it.
+    // A small margin: `v` holds `level / 255` in f32, which times 255 can fall just below
+    // `level`.
     let t = (threshold - 1e-3) / 255.0;
     img.data
         .iter_mut()
@@ -444,7 +445,6 @@ mod tests {
     fn level_ops_follow_their_8_bit_definitions() {
         let img = Image::from_planar_u8(1, 1, 4, &[0, 100, 200, 255]);
         let p = posterize(img.clone(), 2);
-        assert_eq!(p.to_rgb8()[..1], [0]);
         let levels: Vec<u8> = p.data.iter().map(|&v| level(v)).collect();
         assert_eq!(levels, [0, 64, 192, 192]);
         let s = solarize(img.clone(), 200.0);
